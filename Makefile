@@ -1,0 +1,73 @@
+# mcollapse: `make figures` rebuilds every figure, `make test` runs the checks CI runs.
+# Both install into .venv first when needed, so either works as the first command on a fresh clone.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+NOTEBOOKS ?=
+
+# Kernels from the project's environment take precedence over user-wide ones; plots are headless.
+export JUPYTER_PREFER_ENV_PATH := 1
+export MPLBACKEND := Agg
+
+# pytest exits 5 when it collected nothing: say so and fail instead of passing silently.
+define pytest_strict
+	$(PY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests in '$(1)' (exit 5): failing"; exit 1; fi; \
+	exit $$rc
+endef
+
+.PHONY: help install figures test lint check-notebooks unit nbval lab bench strip clean
+
+help:
+	@echo "make figures [PROFILE=ci|cpu|gpu] [NOTEBOOKS='01 02']  run notebooks headless, rebuild figures/"
+	@echo "make test       lint, notebooks without outputs, unit tests, every notebook at profile ci"
+	@echo "make lab        JupyterLab on notebooks/ with the project's kernel"
+	@echo "make bench      timings (exact vs brute-force Gaussian sampler)"
+	@echo "make strip      remove outputs from committed notebooks"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mcollapse)"
+	touch $@
+
+figures: install
+	$(PY) -m mcollapse figures --profile $(PROFILE) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
+
+test: lint check-notebooks unit nbval
+
+lint: install
+	$(VENV)/bin/ruff check mcollapse tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check mcollapse tests benchmarks
+
+check-notebooks: install
+	@$(VENV)/bin/nbstripout --verify notebooks/*.ipynb \
+	  || { echo "error: committed notebooks must carry no outputs: run 'make strip'"; exit 1; }
+	@echo "notebooks carry no outputs"
+
+unit: install
+	$(call pytest_strict,tests)
+
+nbval: install
+	rm -rf build/nbval
+	$(PY) -m mcollapse prepare --profile ci --out build/nbval
+	$(call pytest_strict,--nbval-lax --nbval-current-env -p no:cacheprovider build/nbval)
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: install
+	$(PY) benchmarks/bench_gaussian.py
+
+strip: install
+	$(VENV)/bin/nbstripout notebooks/*.ipynb
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

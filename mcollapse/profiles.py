@@ -1,0 +1,90 @@
+"""Profiles: one parameter, ``profile``, picks the sizes a notebook runs at.
+
+- ``ci``: every code path runs in about a minute or two on 2 CPU cores; figures go to build/.
+- ``cpu``: the default for readers; the papers' qualitative claims appear and are asserted.
+- ``gpu``: closer to paper scale, for one GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import paths
+from ._checks import check_choice
+
+PROFILES = ("ci", "cpu", "gpu")
+
+# Sizes per notebook and profile. Keys are what the notebook reads; values are plain numbers.
+_TABLES: dict[str, dict[str, dict]] = {
+    "01": {
+        "ci": {
+            "chains_1d": 2_000,
+            "generations_1d": 200,
+            "chains_table": 20_000,
+            "chains_d": 300,
+            "generations_d": 60,
+            "long_generations_d": 300,
+            "chains_pool": 100,
+            "generations_pool": 60,
+            "chains_regression": 500,
+            "chains_ratio": 300,
+            "generations_ratio": 60,
+            "chains_check": 2_000,
+        },
+        "cpu": {
+            "chains_1d": 10_000,
+            "generations_1d": 2_000,
+            "chains_table": 400_000,
+            "chains_d": 2_000,
+            "generations_d": 200,
+            "long_generations_d": 2_000,
+            "chains_pool": 400,
+            "generations_pool": 200,
+            "chains_regression": 20_000,
+            "chains_ratio": 2_000,
+            "generations_ratio": 200,
+            "chains_check": 10_000,
+        },
+        "gpu": {
+            "chains_1d": 50_000,
+            "generations_1d": 5_000,
+            "chains_table": 2_000_000,
+            "chains_d": 10_000,
+            "generations_d": 500,
+            "long_generations_d": 5_000,
+            "chains_pool": 1_000,
+            "generations_pool": 500,
+            "chains_regression": 100_000,
+            "chains_ratio": 10_000,
+            "generations_ratio": 500,
+            "chains_check": 50_000,
+        },
+    },
+}
+
+
+def notebook_key(notebook: str) -> str:
+    """'01', '1', '01_gaussian_theory' or 'notebooks/01_gaussian_theory.ipynb' -> '01'."""
+    stem = Path(str(notebook)).stem
+    digits = stem.split("_", 1)[0]
+    key = digits.zfill(2) if digits.isdigit() else stem
+    if key not in _TABLES:
+        known = ", ".join(sorted(_TABLES))
+        raise ValueError(
+            f"notebook must be one of {known} (or a file name starting with one); got {notebook!r}"
+        )
+    return key
+
+
+def figures_dir(profile: str) -> Path:
+    """Committed figures are the ``cpu`` profile's; ``ci`` runs write under build/ instead."""
+    check_choice("profile", profile, PROFILES)
+    return paths.BUILD / "figures" / "ci" if profile == "ci" else paths.FIGURES
+
+
+def resolve(notebook: str, profile: str) -> dict:
+    """The plain dict of sizes for one notebook at one profile, plus ``profile`` and ``figures_dir``."""
+    check_choice("profile", profile, PROFILES)
+    sizes = dict(_TABLES[notebook_key(notebook)][profile])
+    sizes.update(profile=profile, figures_dir=figures_dir(profile))
+    return sizes
