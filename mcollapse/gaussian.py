@@ -234,8 +234,12 @@ def fit(parts: list[SampleStats]) -> GaussianFits:
     QR decomposition (or directly, for a Bartlett factor, which is already lower triangular).
     """
     total = sum(p.count for p in parts)
-    if total < 2:
-        raise ValueError(f"a fit needs at least 2 samples in total, got {total}")
+    dim = parts[0].mean.shape[1]
+    if total < dim + 1:
+        raise ValueError(
+            f"a fit needs at least dim + 1 = {dim + 1} samples in total (a non-singular covariance),"
+            f" got {total}"
+        )
     if len(parts) == 1:
         p = parts[0]
         chol = _lower_factor(p.factor)
@@ -253,7 +257,7 @@ def _lower_factor(factor: np.ndarray) -> np.ndarray:
     d, k = factor.shape[1:]
     if (
         k == d
-        and np.allclose(np.triu(factor, 1), 0)
+        and not np.triu(factor, 1).any()
         and (np.diagonal(factor, axis1=1, axis2=2) > 0).all()
     ):
         return factor
@@ -302,13 +306,15 @@ def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _summary(model: GaussianFits) -> dict:
-    return {
+def _summary(model: GaussianFits, w2: bool = True) -> dict:
+    out = {
         "log_det": model.log_det,
         "log_trace": model.log_trace,
         "mean_norm2": (model.mean**2).sum(axis=1),
-        "w2_squared": w2_squared_to_standard(model),
     }
+    if w2:
+        out["w2_squared"] = w2_squared_to_standard(model)
+    return out
 
 
 def _stack(rows: list[dict]) -> dict:
@@ -333,19 +339,11 @@ def simulate_fully_synthetic(dim, n_samples, generations, chains, seed, bias=1.0
     d, n, g, c, lam = _check_loop(dim, n_samples, generations, chains, bias)
     rng = as_generator(seed)
     model = GaussianFits.standard(c, d)
-    rows = [_summary(model) if w2 else _light_summary(model)]
+    rows = [_summary(model, w2)]
     for t in range(1, g + 1):
         model = fit([draw_stats(model, n, rng, 1.0 if t == 1 else lam)])
-        rows.append(_summary(model) if w2 else _light_summary(model))
+        rows.append(_summary(model, w2))
     return _stack(rows)
-
-
-def _light_summary(model: GaussianFits) -> dict:
-    return {
-        "log_det": model.log_det,
-        "log_trace": model.log_trace,
-        "mean_norm2": (model.mean**2).sum(axis=1),
-    }
 
 
 def simulate_augmented(dim, n_real, n_synthetic, generations, chains, seed, bias=1.0) -> dict:
@@ -532,6 +530,6 @@ def regression_error_replace(iteration, dim, n_rows, noise_var=1.0):
 def regression_error_accumulate(iteration, dim, n_rows, noise_var=1.0):
     """E test error after n accumulate iterations: sigma^2 d / (T - d - 1) sum_{k<=n} 1/k^2."""
     n = np.atleast_1d(np.asarray(iteration, dtype=int))
-    partial = np.cumsum(1.0 / np.arange(1, n.max() + 1) ** 2)[n - 1]
+    partial = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n.max() + 1) ** 2)])[n]
     out = noise_var * dim / (n_rows - dim - 1) * partial
     return out if np.ndim(iteration) else float(out[0])

@@ -76,6 +76,20 @@ def test_simulate_1d_matches_brute_force():
         assert_same_law(exact[key][:, t], brute[key][:, t], f"{key} at generation {t}")
 
 
+@pytest.mark.parametrize("m", [5, 10])
+def test_simulate_1d_steps_are_student_t(m):
+    """Sample mean and variance are independent: sqrt(M) step / sd_new ~ t(M - 1) every step.
+
+    Catches a step drawn with the wrong variance (e.g. the new one), which the marginal checks miss.
+    """
+    run = G.simulate_1d(m, 3, 20_000, seed=40 + m)
+    for t in (1, 3):
+        step = run["mean"][:, t] - run["mean"][:, t - 1]
+        t_stat = np.sqrt(m) * step / np.sqrt(run["var"][:, t])
+        p = stats.kstest(t_stat, stats.t(df=m - 1).cdf).pvalue
+        assert p > KS_P, f"generation {t}: KS p-value {p:.2g}"
+
+
 def test_simulate_1d_column_zero_is_truth_and_sigma_scales():
     """Column 0 is N(0, sigma^2); sigma only rescales (same seed: var scales by sigma^2)."""
     a = G.simulate_1d(10, 4, 50, seed=3)
@@ -165,9 +179,10 @@ def test_draw_stats_with_fewer_samples_than_dimensions():
     exact_trace = np.trace(exact.scatter, axis1=1, axis2=2)
     assert_same_law(exact_trace, scatter_trace_of_points(points), "scatter trace")
     assert_same_law(exact.mean[:, 0], points.mean(axis=1)[:, 0], "mean[0]")
-    # The scatter of 3 points has rank 2, and the QR path of fit reproduces scatter / (n - 1).
+    # The scatter of 3 points has rank 2; a fit to it alone would be singular and is refused.
     assert (np.linalg.matrix_rank(exact.scatter[:20]) == n - 1).all()
-    np.testing.assert_allclose(G.fit([exact]).cov, exact.scatter / (n - 1), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="at least dim \\+ 1 = 6 samples"):
+        G.fit([exact])
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,16 +224,16 @@ def test_c4_matches_simulated_standard_deviation():
         assert_mean_matches(s, G.c4(m), label=f"c4({m})")
 
 
+@pytest.mark.parametrize("m", [10, 100])
 @pytest.mark.parametrize("n", [1, 5, 20])
-def test_sample_variance_identity(n):
+def test_sample_variance_identity(m, n):
     """One sample per run at generation n has variance 1 + n/M over runs (law of total variance)."""
-    m, chains = 10, 100_000
     run = _1d_run(m)
     rng = np.random.default_rng(80 + n)
     x = run["mean"][:, n] + np.sqrt(run["var"][:, n]) * rng.standard_normal(run["var"].shape[0])
     centred_sq = (x - x.mean()) ** 2
     # SE of a variance estimate: sqrt((mu4 - sigma^4) / N), i.e. the SE of the mean of centred_sq.
-    se = centred_sq.std(ddof=1) / np.sqrt(chains)
+    se = centred_sq.std(ddof=1) / np.sqrt(x.size)
     estimate = np.var(x, ddof=1)
     want = G.sample_variance_identity(n, m)
     assert abs(estimate - want) < N_SE * se, f"var {estimate:.4g} vs {want:.4g} (SE {se:.2g})"
@@ -631,7 +646,7 @@ BAD_INPUTS = [
     (lambda: G.expected_det_ratio(2, 0, 5), r"dim must be an integer in \[1, inf\], got 0"),
     (
         lambda: G.fit([G.draw_stats(G.GaussianFits.standard(2, 2), 1, np.random.default_rng(0))]),
-        r"at least 2 samples",
+        r"at least dim \+ 1 = 3 samples in total",
     ),
 ]
 
@@ -649,3 +664,12 @@ def test_numpy_integers_are_accepted():
     b = G.simulate_fully_synthetic(3, 8, 2, 4, 1)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_regression_closed_forms_start_at_zero_error():
+    """Before any fit (iteration 0) both closed forms give 0; arrays and scalars agree."""
+    assert G.regression_error_replace(0, 10, 100) == 0.0
+    assert G.regression_error_accumulate(0, 10, 100) == 0.0
+    both = G.regression_error_accumulate([0, 1, 5], 10, 100)
+    assert both[0] == 0.0
+    assert both[2] == pytest.approx(G.regression_error_accumulate(5, 10, 100))
