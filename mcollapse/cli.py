@@ -66,9 +66,16 @@ def _gaussian(args) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2, like a ValueError."""
+
+    def error(self, message):
+        self.exit(2, f"mcollapse: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcollapse", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(required=True, metavar="command")
+    parser = _OneLineParser(prog="mcollapse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="command", parser_class=_OneLineParser)
 
     fig = sub.add_parser("figures", help="execute notebooks headless and rebuild their figures")
     fig.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ def execute(notebook: Path, profile: str, output_dir: Path | None = None) -> Not
             parameters={"profile": profile},
             kernel_name="python3",
             cwd=str(notebook.parent),
-            progress_bar=False,
+            progress_bar=sys.stderr.isatty(),  # a cell-by-cell bar for people, none in logs
         )
     except pm.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {_first_line(exc.evalue)}"

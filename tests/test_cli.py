@@ -50,3 +50,14 @@ def test_gaussian_command_prints_simulation_next_to_theory(capsys):
         # E tr S_t = 0.5^(t-1): simulation within 5% of theory; log det within 0.1 nats
         assert float(trace) == pytest.approx(float(trace_theory), rel=0.05)
         assert float(log_det) == pytest.approx(float(log_det_theory), abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["gaussian", "--generations", "many"], ["figures", "--unknown-flag"], ["no-such-command"]],
+)
+def test_usage_errors_are_one_line_too(args):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("mcollapse: error:")
