@@ -39,17 +39,36 @@ def c4(n_samples):
     )
 
 
-def simulate_1d(n_samples: int, generations: int, chains: int, seed, sigma: float = 1.0) -> dict:
-    """Fit N(mu, sigma^2) by the unbiased mean and variance of ``n_samples`` draws, repeatedly.
+def sample_sizes(n_samples, generations: int) -> np.ndarray:
+    """Per-generation sample sizes M_1..M_G: one int for all generations, or a schedule of G ints.
 
-    Exact: mu' ~ N(mu, var / M) and var' ~ var * chi2(M - 1) / (M - 1), independent.
-    Returns arrays ``mean`` and ``var`` of shape (chains, generations + 1); column 0 is the truth.
+    Shumailov et al. allow M_i to vary: the error stays bounded only if sum_i 1/M_i converges,
+    i.e. if the sample size grows superlinearly.
     """
-    m = check_int("n_samples", n_samples, minimum=2)
     g = check_int("generations", generations, minimum=1)
+    if np.ndim(n_samples) == 0:
+        return np.full(g, check_int("n_samples", n_samples, minimum=2))
+    sizes = np.asarray(n_samples)
+    if sizes.shape != (g,) or not np.issubdtype(sizes.dtype, np.integer) or sizes.min() < 2:
+        raise ValueError(
+            f"n_samples must be an integer >= 2 or a sequence of {g} such integers (one per"
+            f" generation); got shape {sizes.shape}, dtype {sizes.dtype}"
+        )
+    return sizes.astype(np.int64)
+
+
+def simulate_1d(n_samples, generations: int, chains: int, seed, sigma: float = 1.0) -> dict:
+    """Fit N(mu, sigma^2) by the unbiased mean and variance of M_t draws, repeatedly.
+
+    Exact: mu_t ~ N(mu_{t-1}, var_{t-1} / M_t) and var_t ~ var_{t-1} chi2(M_t - 1) / (M_t - 1),
+    independent. ``n_samples`` is one M or a schedule (see ``sample_sizes``). Returns arrays
+    ``mean`` and ``var`` of shape (chains, generations + 1); column 0 is the truth.
+    """
+    m = sample_sizes(n_samples, generations)
     c = check_int("chains", chains, minimum=1)
     sigma = check_positive("sigma", sigma)
     rng = as_generator(seed)
+    g = len(m)
     z = rng.standard_normal((c, g))
     ratio = rng.chisquare(m - 1, size=(c, g)) / (m - 1)
     var = sigma**2 * np.concatenate([np.ones((c, 1)), np.cumprod(ratio, axis=1)], axis=1)
@@ -58,28 +77,50 @@ def simulate_1d(n_samples: int, generations: int, chains: int, seed, sigma: floa
     return {"mean": mean, "var": var}
 
 
-def simulate_1d_brute_force(n_samples: int, generations: int, chains: int, seed) -> dict:
-    """The same recursion by drawing ``n_samples`` points and refitting; for cross-checks."""
-    m = check_int("n_samples", n_samples, minimum=2)
-    g = check_int("generations", generations, minimum=1)
+def simulate_1d_brute_force(n_samples, generations: int, chains: int, seed) -> dict:
+    """The same recursion by drawing M_t points and refitting; for cross-checks."""
+    m = sample_sizes(n_samples, generations)
     c = check_int("chains", chains, minimum=1)
     rng = as_generator(seed)
-    mean, var = np.zeros((c, g + 1)), np.ones((c, g + 1))
-    for t in range(g):
-        x = mean[:, t, None] + np.sqrt(var[:, t, None]) * rng.standard_normal((c, m))
+    mean, var = np.zeros((c, len(m) + 1)), np.ones((c, len(m) + 1))
+    for t, size in enumerate(m):
+        x = mean[:, t, None] + np.sqrt(var[:, t, None]) * rng.standard_normal((c, size))
         mean[:, t + 1] = x.mean(axis=1)
         var[:, t + 1] = x.var(axis=1, ddof=1)
     return {"mean": mean, "var": var}
 
 
+def _cumulative(per_generation: np.ndarray, generation) -> np.ndarray:
+    """sum_{i <= n} of a per-generation quantity, evaluated at each n in ``generation``."""
+    n = np.asarray(generation, dtype=int)
+    return np.concatenate([[0.0], np.cumsum(per_generation)])[n]
+
+
+def _schedule(generation, n_samples) -> np.ndarray:
+    """Sample sizes covering generations 1..max(generation); a schedule may run longer."""
+    last = max(int(np.max(generation)), 1)
+    if np.ndim(n_samples) == 0:
+        return sample_sizes(n_samples, last)
+    sizes = sample_sizes(n_samples, len(n_samples))
+    if len(sizes) < last:
+        raise ValueError(
+            f"n_samples must give a sample size for every generation up to {last}; "
+            f"the schedule has {len(sizes)}"
+        )
+    return sizes
+
+
 def expected_w2_squared_1d(generation, n_samples, sigma: float = 1.0):
     """Exact E[W2^2] between the generation-n fit and N(0, sigma^2) for the 1-D recursion.
 
-    E[mu_n^2] = n sigma^2 / M (the variance estimate is a martingale) and E[sigma_n] = c4^n sigma,
-    so E[W2^2] = sigma^2 (n / M + 2 (1 - c4(M)^n)) ~ (3/2) sigma^2 n / M for n << M.
+    E[mu_n^2] = sigma^2 sum_i 1/M_i (the variance estimate is a martingale) and
+    E[sigma_n] = sigma prod_i c4(M_i), so E[W2^2] = sigma^2 (sum 1/M_i + 2 (1 - prod c4(M_i))),
+    which is about (3/2) sigma^2 n / M for a constant M and n << M.
     """
-    n = np.asarray(generation, dtype=float)
-    return sigma**2 * (n / n_samples + 2.0 * (1.0 - c4(n_samples) ** n))
+    m = _schedule(generation, n_samples)
+    inverse = _cumulative(1.0 / m, generation)
+    shrink = np.exp(_cumulative(np.log(c4(m)), generation))
+    return sigma**2 * (inverse + 2.0 * (1.0 - shrink))
 
 
 def w2_squared_1d(mean, var, sigma: float = 1.0):
@@ -88,16 +129,14 @@ def w2_squared_1d(mean, var, sigma: float = 1.0):
 
 
 def sample_variance_identity(generation, n_samples):
-    """Var of one sample of generation n over all runs: 1 + sum_i 1/M_i (here n / M)."""
-    return 1.0 + np.asarray(generation, dtype=float) / n_samples
+    """Var of one sample of generation n over all runs: 1 + sum_{i <= n} 1/M_i."""
+    return 1.0 + _cumulative(1.0 / _schedule(generation, n_samples), generation)
 
 
 def expected_log_var_1d(generation, n_samples):
-    """E[log sigma_n^2] = n E[log(chi2_{M-1} / (M-1))] < 0: each run's variance drifts to 0."""
-    m = float(n_samples)
-    return np.asarray(generation, dtype=float) * (
-        special.digamma((m - 1) / 2) + np.log(2 / (m - 1))
-    )
+    """E[log sigma_n^2] = sum_i E[log(chi2_{M_i-1} / (M_i-1))] < 0: each run's variance drifts to 0."""
+    m = _schedule(generation, n_samples).astype(float)
+    return _cumulative(special.digamma((m - 1) / 2) + np.log(2 / (m - 1)), generation)
 
 
 def tail_mass(mean, var, threshold: float = 3.0):

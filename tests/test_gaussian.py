@@ -673,3 +673,56 @@ def test_regression_closed_forms_start_at_zero_error():
     both = G.regression_error_accumulate([0, 1, 5], 10, 100)
     assert both[0] == 0.0
     assert both[2] == pytest.approx(G.regression_error_accumulate(5, 10, 100))
+
+
+# --------------------------------------------------------------------------------------------
+# Growing sample sizes (Shumailov et al.: bounded error needs superlinear growth)
+# --------------------------------------------------------------------------------------------
+
+
+def test_schedule_of_sample_sizes_matches_brute_force():
+    """A per-generation schedule M_t drives the exact sampler exactly as it drives refitting."""
+    schedule = np.array([3, 5, 8, 12])
+    exact = G.simulate_1d(schedule, 4, 20_000, seed=401)
+    brute = G.simulate_1d_brute_force(schedule, 4, 20_000, seed=402)
+    for t in (1, 4):
+        assert_same_law(exact["var"][:, t], brute["var"][:, t], f"var_{t}")
+        assert_same_law(exact["mean"][:, t], brute["mean"][:, t], f"mean_{t}")
+
+
+def test_constant_schedule_equals_a_single_sample_size():
+    """The closed forms agree whether M is given once or once per generation."""
+    gens = np.arange(0, 21)
+    for fn in (G.expected_w2_squared_1d, G.sample_variance_identity, G.expected_log_var_1d):
+        np.testing.assert_allclose(fn(gens, 10), fn(gens, np.full(20, 10)))
+
+
+def test_growing_sample_sizes_against_closed_form_and_the_superlinear_bound():
+    """E[W2^2] = sum 1/M_i + 2(1 - prod c4(M_i)): linear for constant M, logarithmic for M_i
+    proportional to i, bounded (by its infinite sum) only for superlinear growth."""
+    g = 400
+    i = np.arange(1, g + 1)
+    quadratic = 10 * i**2
+    run = G.simulate_1d(quadratic, g, 50_000, seed=403)
+    w2 = G.w2_squared_1d(run["mean"], run["var"])
+    for t in (1, 10, g):
+        assert_mean_matches(
+            w2[:, t], float(G.expected_w2_squared_1d(t, quadratic)), label=f"W2 {t}"
+        )
+    constant = G.expected_w2_squared_1d([10, g], 10)
+    linear = G.expected_w2_squared_1d([10, g], 10 * i)
+    bounded = G.expected_w2_squared_1d([10, g], quadratic)
+    assert constant[1] / constant[0] > 20  # grows like n
+    assert 1.5 < linear[1] / linear[0] < 3  # grows like log n
+    assert bounded[1] / bounded[0] < 1.1  # converges
+    far = np.arange(1, 4001)
+    assert G.expected_w2_squared_1d(4000, 10 * far**2) < 1.01 * bounded[1]  # a finite limit
+    assert G.expected_w2_squared_1d(4000, 10 * far) > linear[1] + 0.2  # while log growth goes on
+
+
+@pytest.mark.parametrize(
+    "schedule", [np.array([10, 10]), np.array([10, 1, 10]), np.array([10.0, 10.0, 10.0])]
+)
+def test_bad_schedules_are_rejected(schedule):
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 2 or a sequence of 3"):
+        G.simulate_1d(schedule, 3, 10, seed=0)
