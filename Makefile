@@ -60,8 +60,10 @@ nbval: install
 	$(PY) -m mcollapse prepare --profile ci --out build/nbval
 	$(call pytest_strict,--nbval-lax --nbval-current-env -p no:cacheprovider build/nbval)
 
+# JupyterLab refuses to run as root without --allow-root (containers often run as root).
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 bench: install
 	$(PY) benchmarks/bench_gaussian.py
