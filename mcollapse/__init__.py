@@ -2,7 +2,7 @@
 
 Modules: ``gaussian`` (exact Gaussian loops and closed forms), ``profiles`` (sizes per notebook and
 profile), ``plotting`` (style and ``save_figure``), ``seeds`` (named random streams),
-``notebooks`` and ``cli`` (headless runs).
+``claims`` (the claims cell), ``notebooks`` and ``cli`` (headless runs).
 """
 
 __version__ = "0.1.0"
