@@ -356,6 +356,14 @@ def _summary(model: GaussianFits, w2: bool = True) -> dict:
     return out
 
 
+def _finish(rows: list[dict], final: GaussianFits, w2: bool) -> dict:
+    """Stacked per-generation summaries; without per-generation W2, the last generation's W2."""
+    out = _stack(rows)
+    if not w2:
+        out["final_w2_squared"] = w2_squared_to_standard(final)
+    return out
+
+
 def _stack(rows: list[dict]) -> dict:
     """List of per-generation summaries -> dict of arrays (chains, generations + 1)."""
     return {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}
@@ -373,7 +381,9 @@ def simulate_fully_synthetic(dim, n_samples, generations, chains, seed, bias=1.0
     """MAD's fully synthetic Gaussian loop: generation t fits n samples of N(mu_{t-1}, bias S_{t-1}).
 
     Generation 0 is the truth N(0, I); generation 1 is the fit to n real samples. Returns arrays of
-    shape (chains, generations + 1): log_det, log_trace, mean_norm2 and (if ``w2``) w2_squared.
+    shape (chains, generations + 1): log_det, log_trace, mean_norm2 and w2_squared. W2 needs an
+    eigendecomposition per chain and generation; with ``w2=False`` it is computed for the last
+    generation only, returned as ``final_w2_squared`` of shape (chains,).
     """
     d, n, g, c, lam = _check_loop(dim, n_samples, generations, chains, bias)
     rng = as_generator(seed)
@@ -382,15 +392,18 @@ def simulate_fully_synthetic(dim, n_samples, generations, chains, seed, bias=1.0
     for t in range(1, g + 1):
         model = fit([draw_stats(model, n, rng, 1.0 if t == 1 else lam)])
         rows.append(_summary(model, w2))
-    return _stack(rows)
+    return _finish(rows, model, w2)
 
 
-def simulate_augmented(dim, n_real, n_synthetic, generations, chains, seed, bias=1.0) -> dict:
+def simulate_augmented(
+    dim, n_real, n_synthetic, generations, chains, seed, bias=1.0, w2=True
+) -> dict:
     """MAD's synthetic-augmented loop: a fixed real set plus n_synthetic samples of the last fit.
 
     Generation 1 fits the n_real real samples alone; every later generation fits the same real
     samples together with fresh synthetic samples from N(mu_{t-1}, bias S_{t-1}). Also Bertrand et
-    al.'s retraining on real + ratio x synthetic (n_synthetic = ratio * n_real).
+    al.'s retraining on real + ratio x synthetic (n_synthetic = ratio * n_real). Returns what
+    ``simulate_fully_synthetic`` returns, plus ``real_log_trace`` (the real set's own fit).
     """
     d, nr, g, c, lam = _check_loop(dim, n_real, generations, chains, bias, "n_real")
     ns = check_int("n_synthetic", n_synthetic, minimum=0)
@@ -399,14 +412,12 @@ def simulate_augmented(dim, n_real, n_synthetic, generations, chains, seed, bias
     real = draw_stats(truth, nr, rng)
     model = fit([real])
     real_log_trace = model.log_trace
-    rows = [_summary(truth), _summary(model)]
+    rows = [_summary(truth, w2), _summary(model, w2)]
     for _ in range(2, g + 1):
         parts = [real] + ([draw_stats(model, ns, rng, lam)] if ns > 0 else [])
         model = fit(parts)
-        rows.append(_summary(model))
-    out = _stack(rows)
-    out["real_log_trace"] = real_log_trace
-    return out
+        rows.append(_summary(model, w2))
+    return {**_finish(rows, model, w2), "real_log_trace": real_log_trace}
 
 
 def augmented_expected_trace(tr_real, n_real, n_synthetic, generations, bias=1.0) -> np.ndarray:

@@ -46,14 +46,14 @@ _TABLES: dict[str, dict[str, dict]] = {
             "chains_check": 10_000,
         },
         "gpu": {
-            "chains_1d": 50_000,
+            "chains_1d": 20_000,  # (chains x generations) float64 arrays: keep each under 1 GB
             "generations_1d": 5_000,
             "chains_table": 2_000_000,
             "chains_d": 10_000,
             "generations_d": 500,
             "long_generations_d": 5_000,
-            "chains_pool": 1_000,
-            "generations_pool": 500,
+            "chains_pool": 400,  # accumulate-subsample keeps every point: 400 x 40k x 10 floats
+            "generations_pool": 400,
             "chains_regression": 100_000,
             "chains_ratio": 10_000,
             "generations_ratio": 500,

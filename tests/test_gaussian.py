@@ -726,3 +726,16 @@ def test_growing_sample_sizes_against_closed_form_and_the_superlinear_bound():
 def test_bad_schedules_are_rejected(schedule):
     with pytest.raises(ValueError, match="n_samples must be an integer >= 2 or a sequence of 3"):
         G.simulate_1d(schedule, 3, 10, seed=0)
+
+
+def test_skipping_per_generation_w2_keeps_every_other_number_and_the_last_w2():
+    """w2=False computes W2 for the last generation only; nothing else changes."""
+    full = G.simulate_augmented(3, 20, 30, 6, 50, seed=5, bias=0.9)
+    lean = G.simulate_augmented(3, 20, 30, 6, 50, seed=5, bias=0.9, w2=False)
+    assert "w2_squared" not in lean
+    for key in ("log_det", "log_trace", "mean_norm2", "real_log_trace"):
+        np.testing.assert_array_equal(lean[key], full[key])
+    np.testing.assert_allclose(lean["final_w2_squared"], full["w2_squared"][:, -1])
+    synthetic = G.simulate_fully_synthetic(3, 20, 6, 50, seed=5)
+    lean = G.simulate_fully_synthetic(3, 20, 6, 50, seed=5, w2=False)
+    np.testing.assert_allclose(lean["final_w2_squared"], synthetic["w2_squared"][:, -1])
