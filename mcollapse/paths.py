@@ -9,4 +9,3 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 FIGURES = Path(os.environ.get("MCOLLAPSE_FIGURES_DIR", ROOT / "figures"))
 BUILD = ROOT / "build"
-DATA = ROOT / "data"

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 
 from . import paths
@@ -133,8 +132,3 @@ def _atomic(path: Path, write) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def close(fig) -> None:
-    """Close a figure after it has been shown and saved (keeps headless runs lean)."""
-    plt.close(fig)
