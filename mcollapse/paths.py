@@ -9,3 +9,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 FIGURES = Path(os.environ.get("MCOLLAPSE_FIGURES_DIR", ROOT / "figures"))
 BUILD = ROOT / "build"
+DATA = Path(os.environ.get("MCOLLAPSE_DATA_DIR", ROOT / "data"))
+DOWNLOADS = DATA / "downloads"
+FEATURES = DATA / "features"

@@ -12,6 +12,7 @@ import matplotlib as mpl
 import numpy as np
 
 from . import paths
+from ._checks import check_int
 
 STYLE = {
     "figure.dpi": 110,
@@ -77,6 +78,62 @@ def _record(table, panel, series, x, y, lo=None, hi=None):
         table.append(
             dict(zip(("panel", "series", "x", "y", "lo", "hi"), (panel, series, *row), strict=True))
         )
+
+
+def image_grid(x, nrow: int | None = None, upscale: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile images in [-1, 1] (N, C, H, W) into one array for ``imshow``, values in [0, 1].
+
+    Small images are enlarged by pixel repetition (nearest neighbour), never smoothed: an 8x8
+    digit should look like 64 pixels, not a blur. ``upscale`` defaults to a factor that makes
+    each tile at least 32 pixels wide. Returns (rows, cols) for one channel, else (rows, cols, 3).
+    """
+    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=float)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
+        raise ValueError(f"x must be images of shape (N, 1 or 3, H, W) with N >= 1, got {x.shape}")
+    n, channels, height, width = x.shape
+    nrow = int(np.ceil(np.sqrt(n))) if nrow is None else check_int("nrow", nrow, minimum=1)
+    upscale = (
+        max(1, -(-32 // width)) if upscale is None else check_int("upscale", upscale, minimum=1)
+    )
+    tiles = np.clip((x + 1) / 2, 0, 1).repeat(upscale, axis=2).repeat(upscale, axis=3)
+    rows = -(-n // nrow)
+    size_h, size_w = height * upscale + pad, width * upscale + pad
+    grid = np.ones((channels, rows * size_h + pad, nrow * size_w + pad))
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, nrow)
+        grid[:, pad + r * size_h : (r + 1) * size_h, pad + c * size_w : (c + 1) * size_w] = tile
+    return grid[0] if channels == 1 else grid.transpose(1, 2, 0)
+
+
+def show_grid(ax, x, title: str = "", nrow: int | None = None, upscale: int | None = None) -> None:
+    """Draw a sample grid on ``ax`` (grey scale for one channel), without axes."""
+    grid = image_grid(x, nrow=nrow, upscale=upscale)
+    ax.imshow(
+        grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+    )
+    ax.set_title(title)
+    ax.set_axis_off()
+
+
+def metric_by_generation(ax, records, metric: str, series: str, table=None, panel=None, **kwargs):
+    """Plot ``metric`` against generation, one line per value of the ``series`` column.
+
+    ``records`` are the tidy rows of the loop engine (generation, metric, value, ...); lines are
+    drawn in order of first appearance and recorded in ``table`` under ``panel`` (default: metric).
+    """
+    rows = [r for r in records if r["metric"] == metric]
+    if not rows:
+        known = sorted({r["metric"] for r in records})
+        raise ValueError(f"metric must be one of {known}, got {metric!r}")
+    for name in dict.fromkeys(r[series] for r in rows):
+        chosen = sorted((r for r in rows if r[series] == name), key=lambda r: r["generation"])
+        x = [r["generation"] for r in chosen]
+        y = [r["value"] for r in chosen]
+        ax.plot(x, y, marker="o", markersize=3, label=f"{series} = {name}", **kwargs)
+        _record(table, panel or metric, f"{series}={name}", x, y)
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric)
+    ax.xaxis.get_major_locator().set_params(integer=True)
 
 
 def save_figure(fig, name: str, table=None, directory=None) -> dict[str, Path]:

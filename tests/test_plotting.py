@@ -52,3 +52,47 @@ def test_a_failed_write_leaves_the_previous_figure_intact(tmp_path):
         plotting.save_figure(plt.figure(), "keep", {"a": [1, 2], "b": [1]}, tmp_path)
     assert target.read_text() == "old\n"
     assert not list(tmp_path.glob(".*"))
+
+
+def test_image_grid_tiles_images_with_nearest_neighbour_upscaling():
+    x = -np.ones((5, 1, 2, 2))
+    x[1, 0, 0, 1] = 1.0  # one white pixel in the second image
+    grid = plotting.image_grid(x, nrow=3, upscale=4, pad=1)
+    assert grid.shape == (2 * (8 + 1) + 1, 3 * (8 + 1) + 1)
+    tile = grid[1:9, 10:18]  # second tile of the first row
+    assert (
+        (tile[0:4, 4:8] == 1.0).all() and (tile[4:, :] == 0.0).all() and (tile[:4, :4] == 0).all()
+    )
+    assert grid[0].max() == 1.0 and grid[:, 0].min() == 1.0  # padding is white
+    assert (grid[10:18, 19:27] == 1.0).all()  # the empty sixth slot stays background
+
+
+def test_image_grid_colour_and_default_upscale():
+    grid = plotting.image_grid(np.zeros((4, 3, 8, 8)), pad=0)
+    assert grid.shape == (64, 64, 3)  # 8 px tiles are enlarged 4x to 32 px
+    assert np.allclose(grid, 0.5)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (2, 2, 8, 8), (0, 1, 8, 8)])
+def test_image_grid_rejects_non_images(shape):
+    with pytest.raises(ValueError, match="x must be images"):
+        plotting.image_grid(np.zeros(shape))
+
+
+def test_metric_by_generation_draws_one_line_per_series_in_generation_order():
+    records = [
+        {"generation": g, "metric": m, "value": v, "bias": b}
+        for b in (1.0, 0.7)
+        for g in (3, 1, 2)
+        for m, v in (("fid", g * b), ("recall", 1 / g))
+    ]
+    table = []
+    fig, ax = plt.subplots()
+    plotting.metric_by_generation(ax, records, "fid", "bias", table)
+    assert [line.get_label() for line in ax.get_lines()] == ["bias = 1.0", "bias = 0.7"]
+    assert list(ax.get_lines()[1].get_ydata()) == [0.7, 1.4, 0.7 * 3]
+    assert {r["series"] for r in table} == {"bias=1.0", "bias=0.7"} and len(table) == 6
+    assert ax.get_xlabel() == "generation" and ax.get_ylabel() == "fid"
+    with pytest.raises(ValueError, match="metric must be one of"):
+        plotting.metric_by_generation(ax, records, "precision", "bias")
+    plt.close(fig)
