@@ -26,7 +26,7 @@ help:
 	@echo "make figures [PROFILE=ci|cpu|gpu] [NOTEBOOKS='01 02']  run notebooks headless, rebuild figures/"
 	@echo "make test       lint, notebooks without outputs, unit tests, every notebook at profile ci"
 	@echo "make lab        JupyterLab on notebooks/ with the project's kernel"
-	@echo "make bench      timings (exact vs brute-force Gaussian sampler)"
+	@echo "make bench      timings (Gaussian sampler, feature network, image metrics)"
 	@echo "make strip      remove outputs from committed notebooks"
 
 install: $(STAMP)
@@ -67,6 +67,7 @@ lab: install
 
 bench: install
 	$(PY) benchmarks/bench_gaussian.py
+	$(PY) benchmarks/bench_metrics.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

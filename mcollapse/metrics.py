@@ -126,6 +126,18 @@ def image_metrics(
     return {**out, "n_generated": n, "n_reference": len(ref)}
 
 
+def real_floor(ref: Reference, n: int, seed: int = 0, metrics=IMAGE_METRICS) -> dict:
+    """The metrics of ``n`` real training images against the reference: the best a model can do.
+
+    FID and precision / recall depend on the sample size, so a model's numbers should be read
+    against the floor at the same ``n``.
+    """
+    train = data.load_images(ref.net.settings.dataset, "train")
+    n = check_int("n", n, minimum=2, maximum=len(train))
+    index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return image_metrics(train.x[index], ref, metrics=metrics)
+
+
 def _drop_cache(cache_name: str, error: Exception) -> None:
     folder = paths.FEATURES / "fidelity-cache"
     stale = list(folder.glob(f"{cache_name}-*"))

@@ -108,3 +108,12 @@ def test_point_precision_recall_sees_a_collapsed_cloud():
     one_mode = metrics.point_precision_recall(fresh[labels == 12], real)
     assert same["precision"] > 0.9 and same["recall"] > 0.9
     assert one_mode["precision"] > 0.9 and one_mode["recall"] < 0.1
+
+
+def test_the_real_floor_is_below_a_noisy_copy_and_records_its_size(train, digits_reference):
+    floor = metrics.real_floor(digits_reference, 400, seed=1)
+    assert floor["n_generated"] == 400 and floor["fid"] < 2.0
+    assert metrics.real_floor(digits_reference, 400, seed=1) == floor
+    assert floor["fid"] < metrics.image_metrics(noisy(train.x[:400], 0.2), digits_reference)["fid"]
+    with pytest.raises(ValueError, match="n must be"):
+        metrics.real_floor(digits_reference, 5000)
