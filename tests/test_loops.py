@@ -1,0 +1,475 @@
+"""The loop engine composes each generation's training set as specified, reproduces itself, resumes,
+recomputes what is corrupt, refuses bad input, and shows collapse exactly where the literature does."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict
+
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+from torch_fidelity.metric_prc import calculate_precision_recall_full
+
+from mcollapse.loops import INITS, KINDS, POOLS, LoopSpec, LoopWarning, run_loop
+from mcollapse.models import ClassGaussianMixture
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny problems: BLAS thread pools only add latency (tens of ms per call on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):  # numpy's BLAS, used by scikit-learn's EM
+        yield
+    torch.set_num_threads(threads)
+
+
+class Blobs:
+    """A 2-D toy with unlimited fresh samples: four Gaussian blobs, labelled by blob."""
+
+    centres = torch.tensor([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
+
+    def sample(self, n, generator):
+        y = torch.randint(0, 4, (n,), generator=generator)
+        return self.centres[y] + 0.5 * torch.randn(n, 2, generator=generator), y
+
+
+class Pool:
+    """A finite pool sampled without replacement; x = (0, id) marks an item as real with its id."""
+
+    def sample(self, n, generator):
+        ids = torch.randperm(10_000, generator=generator)[:n].float()
+        return torch.stack([torch.zeros(n), ids], 1), torch.zeros(n, dtype=torch.int64)
+
+
+class Recorder:
+    """A fake model. fit records what it received and the tag it started from, then takes the tag
+    k (the k-th fit of the run); sample makes items x = (tag, index), so provenance is readable."""
+
+    def __init__(self, log):
+        self.log, self.tag = log, 0
+
+    def fit(self, x, y, generator):
+        self.log.append({"x": x.clone(), "start": self.tag})
+        self.tag = len(self.log)
+
+    def sample(self, n, bias, generator):
+        x = torch.stack([torch.full((n,), float(self.tag)), torch.arange(n).float()], 1)
+        return x, torch.zeros(n, dtype=torch.int64)
+
+    def state_dict(self):
+        return {"tag": torch.tensor(self.tag)}
+
+    def load_state_dict(self, state):
+        self.tag = int(state["tag"])
+
+
+def count_items(x, y, model, generation):
+    return {"n": len(x), "tag_sum": float(x[:, 0].sum())}
+
+
+def expected_provenance(kind, pool, t, n_initial=7, n_real=5, ns=3):
+    if t == 1:
+        return {"0": n_initial}
+    by = {} if kind == "fully_synthetic" else {"0": n_real}
+    if pool == "previous":
+        by[str(t - 1)] = ns
+    elif pool == "accumulate":
+        by.update({str(s): ns for s in range(1, t)})
+    return by
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_composition_of_every_generation(kind, pool, init, tmp_path):
+    n_real = 0 if kind == "fully_synthetic" else 5
+    spec = LoopSpec(
+        kind, 5, n_initial=7, n_real=n_real, n_synthetic=3, n_eval=6, synthetic_pool=pool, init=init
+    )
+    log = []
+    result = run_loop(spec, lambda: Recorder(log), Pool(), count_items, tmp_path, progress=False)
+    assert len(log) == 5 and [g.generation for g in result.generations] == [1, 2, 3, 4, 5]
+    first_real = log[0]["x"][:, 1]
+    for t, (g, fit) in enumerate(zip(result.generations, log, strict=True), start=1):
+        x, prov = fit["x"], g.provenance
+        # the provenance tensor describes exactly the items fit received
+        assert prov.dtype == torch.int16 and torch.equal(prov, x[:, 0].to(torch.int16))
+        by = g.counts["by_provenance"]
+        real = x[prov == 0, 1]
+        synthetic = x[prov > 0]
+        assert g.counts["real"] == len(real) and g.counts["synthetic"] == len(synthetic)
+        if pool == "accumulate_subsample" and t > 1:
+            assert len(synthetic) == 3 and set(map(int, by)) - {0} <= set(range(1, t))
+            assert len({tuple(item) for item in synthetic.tolist()}) == 3  # without replacement
+        else:
+            assert by == expected_provenance(kind, pool, t)
+        assert (
+            synthetic[:, 1] < 3
+        ).all()  # only the first n_synthetic of n_eval = 6 samples feed on
+        assert fit["start"] == (t - 1 if init == "finetune" and t > 1 else 0)
+        assert g.metrics == {"n": 6.0, "tag_sum": 6.0 * t}
+        if t == 1:
+            assert len(real) == 7
+        elif kind == "synthetic_augmented":
+            assert torch.equal(real, first_real[:5])  # the same fixed real set every generation
+        elif kind == "fresh_data":
+            previous = log[t - 2]["x"]
+            assert len(real) == 5 and not torch.equal(real, previous[previous[:, 0] == 0, 1][:5])
+            assert not set(real.tolist()) & set(first_real.tolist())  # really fresh
+    rows = result.records()
+    assert len(rows) == 10 and rows[-1]["n_train"] == len(log[-1]["x"]) and rows[-1]["n_eval"] == 6
+    assert set(rows[0]) == {
+        "generation", "metric", "value", "kind", "bias", "synthetic_pool", "init", "seed",
+        "n_train", "n_train_real", "n_train_synthetic", "n_eval",
+    }  # fmt: skip
+
+
+def test_hand_computed_counts(tmp_path):
+    spec = LoopSpec(
+        "synthetic_augmented", 4, 7, n_real=5, n_synthetic=3, synthetic_pool="accumulate"
+    )
+    g4 = run_loop(
+        spec, lambda: Recorder([]), Pool(), count_items, tmp_path, progress=False
+    ).generations[3]
+    assert g4.counts == {
+        "real": 5,
+        "synthetic": 9,
+        "by_provenance": {"0": 5, "1": 3, "2": 3, "3": 3},
+    }
+    assert g4.provenance.tolist() == [0] * 5 + [1] * 3 + [2] * 3 + [3] * 3
+
+
+def test_subsample_draws_from_the_whole_pool(tmp_path):
+    spec = LoopSpec("fully_synthetic", 8, 7, n_synthetic=3, synthetic_pool="accumulate_subsample")
+    result = run_loop(spec, lambda: Recorder([]), Pool(), count_items, tmp_path, progress=False)
+    older = [set(g.provenance.tolist()) - {g.generation - 1} for g in result.generations[2:]]
+    assert any(older)  # some generation trains on items older than the previous generation's
+
+
+# ---------------------------------------------------------------------------------------------
+# the science: collapse without fresh data, none with it
+# ---------------------------------------------------------------------------------------------
+
+REFERENCE = Blobs().sample(1000, torch.Generator().manual_seed(12345))[0]
+
+
+def spread_and_recall(x, y, model, generation):
+    precision, recall = calculate_precision_recall_full(x, REFERENCE, neighborhood=5)
+    return {
+        "logdet": torch.logdet(torch.cov(x.T.double())).item(),
+        "precision": precision,
+        "recall": recall,
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fully_synthetic_collapses_and_fresh_data_does_not(seed, tmp_path):
+    def run(**kw):
+        spec = LoopSpec(generations=30, n_initial=500, n_synthetic=20, n_eval=500, seed=seed, **kw)
+        result = run_loop(
+            spec,
+            lambda: ClassGaussianMixture(4),
+            Blobs(),
+            spread_and_recall,
+            tmp_path,
+            progress=False,
+        )
+        return result.generations[0].metrics, result.generations[-1].metrics
+
+    first, last = run(kind="fully_synthetic")
+    assert first["recall"] > 0.9 and first["logdet"] > 2.5
+    assert last["logdet"] < first["logdet"] - 3  # the sample covariance lost over 95% of its volume
+    assert last["recall"] < 0.2  # and most of the real distribution is no longer covered
+    first, last = run(kind="fresh_data", n_real=500)
+    assert abs(last["logdet"] - first["logdet"]) < 0.3
+    assert last["recall"] > 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism, resume, corruption
+# ---------------------------------------------------------------------------------------------
+
+
+class CountingModel(ClassGaussianMixture):
+    """The reference model, counting fits in ``calls`` and raising at the fit numbered ``fail``."""
+
+    def __init__(self, calls, fail=None):
+        super().__init__(4, components=2)
+        self.calls, self.fail = calls, fail
+
+    def fit(self, x, y, generator):
+        self.calls.append(len(x))
+        if len(self.calls) == self.fail:
+            raise RuntimeError("interrupted in fit")
+        super().fit(x, y, generator)
+
+
+SPEC = LoopSpec("synthetic_augmented", 5, 60, n_real=40, n_synthetic=30, n_eval=50, bias=0.8,
+                synthetic_pool="accumulate_subsample", init="finetune", seed=3)  # fmt: skip
+
+
+def run(run_dir, spec=SPEC, calls=None, fail=None, evaluate=spread_and_recall):
+    calls = [] if calls is None else calls
+    return run_loop(
+        spec, lambda: CountingModel(calls, fail), Blobs(), evaluate, run_dir, progress=False
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("uninterrupted"))
+
+
+def test_same_spec_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path):
+    again = run_loop(
+        SPEC, lambda: CountingModel([]), Blobs(), spread_and_recall, tmp_path, progress=True
+    )
+    assert again.records() == uninterrupted.records()
+    for a, b in zip(again.generations, uninterrupted.generations, strict=True):
+        assert torch.equal(a.samples[0], b.samples[0]) and torch.equal(a.samples[1], b.samples[1])
+        assert a.seeds == b.seeds and not a.resumed
+    other = run(tmp_path, LoopSpec(**{**asdict(SPEC), "seed": 4}))
+    assert other.run_dir != again.run_dir
+    assert [r["value"] for r in other.records()] != [r["value"] for r in again.records()]
+
+
+def test_final_model_samples_the_last_generation_again(uninterrupted):
+    last = uninterrupted.generations[-1]
+    x, y = uninterrupted.final_model().sample(
+        50, SPEC.bias, torch.Generator().manual_seed(last.seeds["sample"])
+    )
+    assert torch.equal(x, last.samples[0]) and torch.equal(y, last.samples[1])
+
+
+def test_a_finished_run_is_loaded_not_recomputed(uninterrupted):
+    calls = []
+    again = run(uninterrupted.run_dir.parent, calls=calls)
+    assert calls == [] and all(g.resumed for g in again.generations)
+    assert again.records() == uninterrupted.records()
+    assert torch.equal(again.generations[2].provenance, uninterrupted.generations[2].provenance)
+
+
+class FailingEvaluate:
+    def __init__(self, generation):
+        self.generation = generation
+
+    def __call__(self, x, y, model, generation):
+        if generation == self.generation:
+            raise RuntimeError("interrupted in evaluate")
+        return spread_and_recall(x, y, model, generation)
+
+
+@pytest.mark.parametrize("where", ["fit", "evaluate"])
+def test_resume_after_an_interruption_in_generation_3(where, uninterrupted, tmp_path):
+    calls = []
+    with pytest.raises(RuntimeError, match=f"interrupted in {where}"):
+        if where == "fit":
+            run(tmp_path, calls=calls, fail=3)
+        else:
+            run(tmp_path, calls=calls, evaluate=FailingEvaluate(3))
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.warns(LoopWarning, match="gen_03.manifest.json: missing"):
+        resumed = run(tmp_path, calls=calls)
+    # generations 1-2 are loaded; 3 is refitted only if it had not finished training
+    assert len(calls) == (3 if where == "fit" else 2)
+    assert [g.resumed for g in resumed.generations] == [True, True, False, False, False]
+    assert resumed.records() == uninterrupted.records()
+
+
+def test_an_altered_model_of_an_interrupted_generation_is_refitted(uninterrupted, tmp_path):
+    with pytest.raises(RuntimeError):
+        run(tmp_path, evaluate=FailingEvaluate(3))
+    model_pt = next(tmp_path.glob("*/gen_03/model.pt"))
+    flip_a_byte(model_pt)
+    calls = []
+    with pytest.warns(LoopWarning, match="gen_03"):
+        resumed = run(tmp_path, calls=calls)
+    assert len(calls) == 3 and resumed.records() == uninterrupted.records()
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def edit_spec(path):
+    manifest = json.loads(path.read_text())
+    manifest["spec"]["bias"] = 0.5
+    path.write_text(json.dumps(manifest))
+
+
+def edit_counts(path):
+    manifest = json.loads(path.read_text())
+    manifest["counts"]["real"] += 1
+    path.write_text(json.dumps(manifest))
+
+
+CORRUPTIONS = {
+    "model.pt": truncate,
+    "samples.pt": truncate,
+    "metrics.json": flip_a_byte,
+    "manifest.json": edit_spec,
+}
+
+
+@pytest.mark.parametrize(
+    "name", [*CORRUPTIONS, "samples.pt-flipped", "metrics.json-deleted", "counts-edited", "foreign"]
+)
+def test_a_corrupt_generation_is_recomputed_with_the_later_ones(name, uninterrupted, tmp_path):
+    shutil.copytree(uninterrupted.run_dir, tmp_path / uninterrupted.run_dir.name)
+    gen3 = tmp_path / uninterrupted.run_dir.name / "gen_03"
+    if name == "samples.pt-flipped":
+        name = "samples.pt"
+        flip_a_byte(gen3 / name)
+    elif name == "metrics.json-deleted":
+        name = "metrics.json"
+        (gen3 / name).unlink()
+    elif name == "counts-edited":  # caught by the manifest's own sha256
+        name = "manifest.json"
+        edit_counts(gen3 / name)
+    elif name == "foreign":  # a sound generation, but of another spec
+        name = "manifest.json"
+        foreign = run(tmp_path / "other", LoopSpec(**{**asdict(SPEC), "seed": SPEC.seed + 1}))
+        shutil.rmtree(gen3)
+        shutil.copytree(foreign.run_dir / "gen_03", gen3)
+    else:
+        CORRUPTIONS[name](gen3 / name)
+    calls = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = run(tmp_path, calls=calls)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LoopWarning)]
+    assert len(messages) == 3 and f"gen_03/{name}" in messages[0]
+    assert "gen_04" in messages[1] and "gen_05" in messages[2]
+    assert len(calls) == 3  # generations 3, 4 and 5 are refitted
+    assert [g.resumed for g in again.generations] == [True, True, False, False, False]
+    assert again.records() == uninterrupted.records()
+    # and the directory is sound again: a third run loads everything
+    calls.clear()
+    run(tmp_path, calls=calls)
+    assert calls == []
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+
+VALID = {
+    "kind": "synthetic_augmented",
+    "generations": 3,
+    "n_initial": 10,
+    "n_real": 10,
+    "n_synthetic": 10,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"n_initial": -1}, "n_initial"),
+        ({"n_initial": 0}, "n_initial"),
+        ({"n_real": -1}, "n_real"),
+        ({"n_synthetic": -5}, "n_synthetic"),
+        ({"n_synthetic": 0}, "n_synthetic"),
+        ({"n_eval": -1}, "n_eval"),
+        ({"seed": -1}, "seed"),
+        ({"bias": 0}, "bias"),
+        ({"bias": 1.5}, "bias"),
+        ({"bias": "x"}, "bias"),
+        ({"kind": "mixed"}, "kind"),
+        ({"synthetic_pool": "all"}, "synthetic_pool"),
+        ({"init": "warm"}, "init"),
+        ({"kind": "fresh_data", "n_real": 0}, "n_real"),
+        ({"kind": "fully_synthetic", "n_real": 100}, "n_real"),
+        ({"kind": "fresh_data", "n_synthetic": 0}, "n_eval"),
+        ({"generations": 0}, "generations"),
+        ({"generations": 2.5}, "generations"),
+    ],
+)
+def test_bad_spec_is_rejected_naming_the_field(change, field):
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        LoopSpec(**{**VALID, **change})
+
+
+def test_messages_say_what_is_allowed():
+    with pytest.raises(ValueError, match="n_real must be 0 for kind='fully_synthetic', got 100"):
+        LoopSpec(**{**VALID, "kind": "fully_synthetic", "n_real": 100})
+    with pytest.raises(ValueError, match=r"n_real must be >= 1 for kind='fresh_data', got 0"):
+        LoopSpec(**{**VALID, "kind": "fresh_data", "n_real": 0})
+    assert LoopSpec(**{**VALID, "kind": "fresh_data", "n_synthetic": 0, "n_eval": 5}).n_draw == 5
+
+
+def test_hash_is_stable_and_covers_fields_and_key():
+    spec = LoopSpec(**VALID)
+    other_session = subprocess.run(
+        [sys.executable, "-c", f"from mcollapse.loops import LoopSpec; print(LoopSpec(**{VALID!r}).hash())"],
+        env={**os.environ, "PYTHONHASHSEED": "123"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert other_session.stdout.strip() == spec.hash()  # stable across sessions
+    assert spec.hash() == LoopSpec(**{**VALID, "generations": VALID["generations"] + 7}).hash()
+    assert spec.hash() == LoopSpec(**VALID, bias=1).hash()
+    assert spec.hash() != LoopSpec(**VALID, seed=1).hash()
+    assert (
+        spec.hash({"a": 1, "b": [2]})
+        == spec.hash({"b": [2], "a": 1})
+        != spec.hash({"a": 2, "b": [2]})
+    )
+
+
+def forced(**change):
+    spec = LoopSpec(**VALID)
+    for name, value in change.items():
+        object.__setattr__(spec, name, value)
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"spec": asdict(LoopSpec(**VALID))}, "spec"),
+        ({"spec": forced(bias=0.0)}, "bias"),
+        ({"spec": forced(kind="fresh_data", n_real=0)}, "n_real"),
+        ({"evaluate": None}, "evaluate"),
+        ({"source": object()}, "source"),
+        ({"key": {"model": object()}}, "key"),
+        ({"key": ["not", "a", "mapping"]}, "key"),
+        ({"run_dir": None}, "run_dir"),
+        ({"run_dir": "FILE"}, "run_dir"),
+    ],
+)
+def test_run_loop_validates_before_making_any_model(args, field, tmp_path):
+    made = []
+    (tmp_path / "file").write_text("")
+    kwargs = {
+        "spec": LoopSpec(**VALID),
+        "source": Blobs(),
+        "evaluate": spread_and_recall,
+        "run_dir": tmp_path / "runs",
+    }
+    kwargs.update(args)
+    if kwargs["run_dir"] == "FILE":
+        kwargs["run_dir"] = tmp_path / "file"
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        run_loop(make_model=lambda: made.append(1), progress=False, **kwargs)
+    assert made == [] and not (tmp_path / "runs").exists()
+
+
+def test_a_longer_run_reuses_the_generations_of_a_shorter_one(tmp_path, uninterrupted):
+    short = LoopSpec(**{**asdict(SPEC), "generations": 3})
+    run(tmp_path, short)
+    calls = []
+    longer = run(tmp_path, calls=calls)
+    assert len(calls) == 2  # only generations 4 and 5 are fitted
+    assert [g.resumed for g in longer.generations] == [True, True, True, False, False]
+    assert longer.records() == uninterrupted.records()
