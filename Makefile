@@ -68,6 +68,7 @@ lab: install
 bench: install
 	$(PY) benchmarks/bench_gaussian.py
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_loops.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
