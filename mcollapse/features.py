@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -28,6 +26,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 from tqdm.auto import tqdm
 
 from . import data, paths
+from ._atomic import atomic_path
 from ._checks import check_choice, check_int, check_positive
 
 EXTRACTOR_NAME = "mcollapse-classifier"
@@ -228,17 +227,8 @@ def _predict(model: Classifier, x: torch.Tensor) -> torch.Tensor:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # --------------------------------------------------------------------------------------------

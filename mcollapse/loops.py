@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, seeds
+from ._atomic import atomic_path
 from ._checks import check_bias, check_choice, check_int
 
 KINDS = ("fully_synthetic", "synthetic_augmented", "fresh_data")
@@ -375,13 +376,8 @@ def _load(path):
 
 
 def _atomic(path: Path, write) -> None:
-    """Write through a temp file in the same directory, fsync, then os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _save(path: Path, obj) -> None:
