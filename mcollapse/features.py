@@ -183,6 +183,8 @@ def _train(settings: FeatureSettings, train: data.Images, progress: bool) -> Cla
         model = Classifier(
             train.x.shape[1], train.num_classes, settings.width, settings.feature_dim
         )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -197,14 +199,14 @@ def _train(settings: FeatureSettings, train: data.Images, progress: bool) -> Cla
     for _ in bar:
         order = torch.randperm(len(train), generator=generator)
         for batch in order.split(settings.batch_size):
-            x = _random_shift(train.x[batch], settings.shift, generator)
-            loss = F.cross_entropy(model(x)[1], train.y[batch])
+            x = _random_shift(train.x[batch], settings.shift, generator).to(device)
+            loss = F.cross_entropy(model(x)[1], train.y[batch].to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
-    return model
+    return model.cpu()
 
 
 def _random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -214,12 +216,12 @@ def _random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> to
     height, width = x.shape[-2:]
     padded = F.pad(x, (shift,) * 4, value=-1.0)
     offsets = torch.randint(0, 2 * shift + 1, (len(x), 2), generator=generator)
-    return torch.stack(
-        [
-            p[:, i : i + height, j : j + width]
-            for p, (i, j) in zip(padded, offsets.tolist(), strict=True)
-        ]
-    )
+    out = torch.empty_like(x)
+    for i in range(2 * shift + 1):  # one slice per offset, not per image
+        for j in range(2 * shift + 1):
+            rows = (offsets[:, 0] == i) & (offsets[:, 1] == j)
+            out[rows] = padded[rows, :, i : i + height, j : j + width]
+    return out
 
 
 def _predict(model: Classifier, x: torch.Tensor) -> torch.Tensor:

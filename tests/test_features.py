@@ -78,3 +78,21 @@ def test_torch_fidelity_extractor_gives_the_network_features(digits_net):
 def test_bad_settings_name_the_field(settings, field):
     with pytest.raises(ValueError, match=field):
         FeatureSettings(**settings)
+
+
+def test_random_shift_translates_each_image_and_fills_with_background():
+    x = torch.rand(200, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    shifted = features._random_shift(x, 1, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), value=-1.0)
+    seen = set()
+    for image, out in zip(padded, shifted, strict=True):
+        offsets = [
+            (i, j)
+            for i in range(3)
+            for j in range(3)
+            if torch.equal(image[:, i : i + 5, j : j + 5], out)
+        ]
+        assert len(offsets) == 1
+        seen.add(offsets[0])
+    assert len(seen) == 9  # every offset occurs
+    assert torch.equal(features._random_shift(x, 0, torch.Generator()), x)
