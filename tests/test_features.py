@@ -96,3 +96,17 @@ def test_random_shift_translates_each_image_and_fills_with_background():
         seen.add(offsets[0])
     assert len(seen) == 9  # every offset occurs
     assert torch.equal(features._random_shift(x, 0, torch.Generator()), x)
+
+
+@pytest.mark.parametrize("channels, size", [(1, 8), (1, 28), (1, 32), (3, 32)])
+def test_classifier_handles_every_image_set_shape(channels, size):
+    net = features.Classifier(channels, 10, width=4, feature_dim=12)
+    feats, logits = net(torch.zeros(3, channels, size, size))
+    assert feats.shape == (3, 12) and logits.shape == (3, 10)
+
+
+def test_default_epochs_follow_the_data_set_and_enter_the_cache_key():
+    assert FeatureSettings().epochs == features.DEFAULT_EPOCHS["digits"]
+    assert FeatureSettings(dataset="mnist").epochs == features.DEFAULT_EPOCHS["mnist"]
+    assert FeatureSettings().digest() == FeatureSettings(epochs=FeatureSettings().epochs).digest()
+    assert FeatureSettings().digest() != FeatureSettings(epochs=1).digest()
