@@ -105,21 +105,16 @@ class FeatureNet:
     image_shape: tuple[int, int, int]
     num_classes: int
 
-    @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Penultimate-layer features of images in [-1, 1] (float32)."""
         return self._run(x, batch_size)[0]
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Predicted class of each image."""
         return self._run(x, batch_size)[1].argmax(dim=1)
 
     def _run(self, x, batch_size):
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        parts = [self.model(chunk.to(device)) for chunk in x.split(batch_size)]
-        return tuple(torch.cat([p[i] for p in parts]).cpu() for i in range(2))
+        return _outputs(self.model, x, batch_size)
 
 
 def feature_net(
@@ -145,9 +140,7 @@ def feature_net(
     start = time.perf_counter()
     model = _train(settings, train, progress)
     seconds = time.perf_counter() - start
-    model.eval()
-    with torch.no_grad():
-        accuracy = (_predict(model, test.x) == test.y).float().mean().item()
+    accuracy = (_outputs(model, test.x)[1].argmax(1) == test.y).float().mean().item()
     record = {
         "settings": asdict(settings),
         "state": model.state_dict(),
@@ -228,8 +221,13 @@ def _random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> to
     return out
 
 
-def _predict(model: Classifier, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(chunk)[1].argmax(1) for chunk in x.split(512)])
+def _outputs(model: Classifier, x: torch.Tensor, batch_size: int = 512):
+    """(features, logits) on the CPU, computed in batches on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        parts = [model(chunk.to(device)) for chunk in x.split(batch_size)]
+    return tuple(torch.cat([p[i] for p in parts]).cpu() for i in range(2))
 
 
 def _atomic_save(obj, path: Path) -> None:
