@@ -9,6 +9,7 @@ FID and precision / recall are biased at small sizes, so numbers are only compar
 from __future__ import annotations
 
 import hashlib
+import pickle
 import warnings
 from dataclasses import dataclass
 
@@ -112,7 +113,7 @@ def image_metrics(
     )
     try:
         raw = torch_fidelity.calculate_metrics(**kwargs)
-    except (EOFError, RuntimeError, OSError) as error:  # a truncated cache entry
+    except (EOFError, RuntimeError, OSError, pickle.UnpicklingError) as error:  # a damaged cache
         _drop_cache(ref.cache_name, error)
         raw = torch_fidelity.calculate_metrics(**kwargs)
     names = {

@@ -117,3 +117,21 @@ def test_the_real_floor_is_below_a_noisy_copy_and_records_its_size(train, digits
     assert floor["fid"] < metrics.image_metrics(noisy(train.x[:400], 0.2), digits_reference)["fid"]
     with pytest.raises(ValueError, match="n must be"):
         metrics.real_floor(digits_reference, 5000)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_cached_reference_features_are_recomputed(
+    damage, train, digits_reference, tmp_path, monkeypatch
+):
+    from mcollapse import paths
+
+    monkeypatch.setattr(paths, "FEATURES", tmp_path)
+    first = metrics.image_metrics(train.x[:200], digits_reference)
+    cached = sorted((tmp_path / "fidelity-cache").glob(f"{digits_reference.cache_name}-*"))
+    assert cached, "the reference features must be cached"
+    for path in cached:
+        content = path.read_bytes()
+        path.write_bytes(content[: len(content) // 3] if damage == "truncate" else b"not a tensor")
+    with pytest.warns(UserWarning, match="dropping unreadable cached reference features"):
+        again = metrics.image_metrics(train.x[:200], digits_reference)
+    assert again == first
