@@ -27,10 +27,10 @@ IMAGE_METRICS = ("fid", "kid", "prc")
 
 
 class _Uint8Images(torch.utils.data.Dataset):
-    """Images in [-1, 1] as the uint8 tensors torch-fidelity expects (quantised like saved images)."""
+    """uint8 images (N, C, H, W) as the Dataset torch-fidelity expects."""
 
     def __init__(self, x: torch.Tensor):
-        self.x = to_uint8(x)
+        self.x = x
 
     def __len__(self):
         return len(self.x)
@@ -52,6 +52,7 @@ class Reference:
     y: torch.Tensor
     net: features.FeatureNet
     cache_name: str
+    quantised: torch.Tensor  # x as uint8, made once: what torch-fidelity reads
 
     def __len__(self):
         return len(self.x)
@@ -71,9 +72,10 @@ def reference(
 
 def reference_from(x: torch.Tensor, y: torch.Tensor, net: features.FeatureNet) -> Reference:
     """A reference set from any images; the cache key hashes the images and the network."""
-    digest = hashlib.sha256(to_uint8(x).numpy().tobytes()).hexdigest()[:12]
+    quantised = to_uint8(x)
+    digest = hashlib.sha256(quantised.numpy().tobytes()).hexdigest()[:12]
     name = f"{net.settings.dataset}-{net.settings.digest()}-ref{len(x)}-{digest}"
-    return Reference(x, y, net, name)
+    return Reference(x, y, net, name, quantised)
 
 
 def image_metrics(
@@ -94,8 +96,8 @@ def image_metrics(
             f"x must have the reference's image shape {tuple(ref.x.shape[1:])}, got {tuple(x.shape[1:])}"
         )
     kwargs = dict(
-        input1=_Uint8Images(x),
-        input2=_Uint8Images(ref.x),
+        input1=_Uint8Images(to_uint8(x)),
+        input2=_Uint8Images(ref.quantised),
         input2_cache_name=ref.cache_name,
         cache_root=str(paths.FEATURES / "fidelity-cache"),
         feature_extractor=features.register(),
