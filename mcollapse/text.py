@@ -50,8 +50,8 @@ class Corpus:
 def load_corpus(name: str = "pydoc", root=None, test_fraction: float = 0.1, download=True):
     """``pydoc`` (bundled with Python) or ``wikitext2`` (files in ``root``, downloaded if allowed).
 
-    The pydoc split is fixed: topics are ordered by a CRC32 of their title and the first ones go to
-    test until they hold ``test_fraction`` of the words, so every machine gets the same split.
+    The pydoc split is fixed: topics are ordered by a CRC32 of their title and each goes to test
+    while it fits in ``test_fraction`` of all words, so every machine gets the same split.
     """
     check_choice("name", name, CORPORA)
     test_fraction = check_positive("test_fraction", test_fraction)
@@ -62,9 +62,16 @@ def load_corpus(name: str = "pydoc", root=None, test_fraction: float = 0.1, down
     from pydoc_data.topics import topics
 
     docs = sorted(topics.items(), key=lambda kv: (zlib.crc32(kv[0].encode()), kv[0]))
-    words = np.cumsum([len(text.split()) for _, text in docs])
-    n_test = int(np.searchsorted(words, test_fraction * words[-1])) + 1
-    return Corpus("pydoc", tuple(docs[n_test:]), tuple(docs[:n_test]))
+    budget, test = test_fraction * sum(len(text.split()) for _, text in docs), set()
+    for title, text in docs:  # greedy: no single long topic can dominate the test split
+        if len(text.split()) <= budget:
+            test.add(title)
+            budget -= len(text.split())
+    return Corpus(
+        "pydoc",
+        tuple(d for d in docs if d[0] not in test),
+        tuple(d for d in docs if d[0] in test),
+    )
 
 
 def _load_wikitext2(root: Path, download: bool) -> Corpus:
@@ -172,9 +179,16 @@ class TextData:
         return Pool(*self.train, num_classes=1, name=f"{self.corpus.name} windows")
 
 
-def prepare(corpus: Corpus, context: int, length: int, min_count: int = 2) -> TextData:
+def prepare(
+    corpus: Corpus, context: int, length: int, min_count: int = 2, max_windows: int | None = None
+) -> TextData:
+    """Tokeniser from the training documents; train and test windows (the first ``max_windows``
+    training windows only, when given: a smaller corpus for quick runs)."""
     tok = Tokenizer((text for _, text in corpus.train), min_count=min_count)
     train = windows(tok.stream(corpus.train), context, length)
+    if max_windows is not None:
+        keep = check_int("max_windows", max_windows, minimum=1)
+        train = (train[0][:keep], train[1][:keep])
     test = windows(tok.stream(corpus.test), context, length)
     return TextData(corpus, tok, train, test)
 
@@ -267,3 +281,42 @@ def pretrain(model, x: torch.Tensor, y: torch.Tensor, seed: int, path) -> dict:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return state
+
+
+def regimes(
+    n: int, generations: int, bias: float = 1.0, kept: float = 0.1, init: str = "finetune"
+) -> dict:
+    """Shumailov et al.'s two loops, each generation fine-tuned on ``n`` windows (the data size):
+    only the previous generation's continuations, or ``kept`` of the real windows plus
+    continuations for the rest (the real part is a fixed random subset, as in their 10% run).
+    ``init="scratch"`` refits each generation from nothing (the n-gram model)."""
+    from .loops import LoopSpec
+
+    n = check_int("n", n, minimum=2)
+    n_real = max(1, round(check_positive("kept", kept) * n))
+    if n_real >= n:
+        raise ValueError(f"kept must leave room for synthetic data (kept * n < n), got {kept}")
+    return {
+        "no real data": LoopSpec(
+            "fully_synthetic", generations, n, n_synthetic=n, bias=bias, init=init
+        ),
+        f"{kept:.0%} real data": LoopSpec(
+            "synthetic_augmented",
+            generations,
+            n,
+            n_real=n_real,
+            n_synthetic=n - n_real,
+            bias=bias,
+            init=init,
+        ),
+    }
+
+
+def evaluator(test: tuple[torch.Tensor, torch.Tensor]):
+    """The loop's ``evaluate``: the model's perplexity on the real test windows, and what its
+    samples keep of the language (distinct 1-, 2-, 3-grams, the share of <unk>)."""
+
+    def evaluate(x, y, model, generation):
+        return {"test_perplexity": perplexity(model, *test), **text_metrics(x, y)}
+
+    return evaluate

@@ -46,7 +46,7 @@ def test_pydoc_corpus_split_is_the_same_every_time_and_by_document():
     assert not train & test and len(train) > 50 and len(test) >= 3
     words = [sum(len(s.split()) for _, s in part) for part in (a.train, a.test)]
     assert 40_000 < sum(words) < 100_000
-    assert 0.1 <= words[1] / sum(words) < 0.35
+    assert 0.08 < words[1] / sum(words) <= 0.1
 
 
 def test_wikitext2_loader_reads_articles_from_the_standard_files(tmp_path):

@@ -115,8 +115,8 @@ class NGramLM:
         for prompt in tqdm(prompts, desc="sample", leave=False, disable=not self.progress):
             row = list(prompt)
             for _ in range(self.length):
-                p = self.distribution(row) ** (1.0 / bias)
-                row.append(int(rng.choice(self.vocab_size, p=p / p.sum())))
+                cdf = np.cumsum(self.distribution(row) ** (1.0 / bias))
+                row.append(min(int(np.searchsorted(cdf, rng.random() * cdf[-1])), len(cdf) - 1))
             rows.append(row)
         x = torch.tensor(rows, dtype=torch.int64)
         return x, torch.full((n,), self.prompts.shape[1], dtype=torch.int64)

@@ -151,9 +151,12 @@ class TextTransformer:
             lr=self.lr,
             betas=(0.9, 0.95),
         )
+        warmup = max(1, min(20, steps // 10))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt,
-            lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1))),
+            lambda s: (
+                min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1)))
+            ),
         )
         net.train()
         self.losses = []
