@@ -134,7 +134,9 @@ class LoopResult:
         return model
 
 
-def run_loop(spec, make_model, source, evaluate, run_dir, key=None, progress=True) -> LoopResult:
+def run_loop(
+    spec, make_model, source, evaluate, run_dir, key=None, progress=True, share_first=True
+) -> LoopResult:
     """Run (or resume) ``spec``; see the module docstring and DESIGN.md section 2.
 
     ``make_model()`` -> a fresh model; ``source.sample(n, generator)`` -> real (x, y);
@@ -143,6 +145,11 @@ def run_loop(spec, make_model, source, evaluate, run_dir, key=None, progress=Tru
     evaluate are on the CPU; a model moves them to its device. ``key`` (a JSON-able mapping: model
     settings, data source, profile) enters the run's hash, so different settings never share a
     directory.
+
+    Generation 1 trains on real data only, so its model depends on the seed, the real draw and the
+    key, not on the loop's kind, bias or pool. With ``share_first`` it is trained once and kept in
+    ``run_dir/first/<hash>/``: every loop in ``run_dir`` that starts from the same model reuses it
+    (verified by sha256, retrained with a warning when damaged) and samples it with its own bias.
     """
     if not isinstance(spec, LoopSpec):
         raise ValueError(f"spec must be a LoopSpec, got {type(spec).__name__}")
@@ -208,7 +215,14 @@ def run_loop(spec, make_model, source, evaluate, run_dir, key=None, progress=Tru
         else:
             if spec.init == "finetune" and t > 1:
                 model.load_state_dict(_load(root / _gen(t - 1) / "model.pt"))
-            model.fit(x, y, generator=_generator(sd["train"]))
+            shared = _shared_first(Path(run_dir), spec, key) if share_first and t == 1 else None
+            loaded = _load_shared(make_model, shared) if shared is not None else None
+            if loaded is not None:
+                model = loaded
+            else:
+                model.fit(x, y, generator=_generator(sd["train"]))
+                if shared is not None:
+                    _save_shared(model, shared)
             _save(gdir / "model.pt", model.state_dict())
             _save_json(gdir / "model.json", {"spec_hash": h, "generation": t,
                                              "sha256": _sha256(gdir / "model.pt")})  # fmt: skip
@@ -253,6 +267,40 @@ def _compose(spec, t, real, results, subsample_generator):
     y = torch.cat([p[1] for p in parts])
     prov = [p[2] if torch.is_tensor(p[2]) else torch.full((len(p[0]),), p[2]) for p in parts]
     return x, y, torch.cat(prov).to(torch.int16)
+
+
+def _shared_first(run_dir: Path, spec: LoopSpec, key) -> Path:
+    """Where generation 1's model lives for every loop that trains it on the same real data."""
+    same = {"seed": spec.seed, "n_initial": spec.n_initial,
+            "draw": max(spec.n_initial, spec.n_real), "key": key}  # fmt: skip
+    return run_dir / "first" / _digest(same)[:12]
+
+
+def _load_shared(make_model, shared: Path):
+    """A fresh model holding the shared generation 1, if its record vouches for it; else None."""
+    if not (shared / "model.json").exists():
+        return None
+    try:
+        side = json.loads((shared / "model.json").read_text())
+        if side != {"sha256": _sha256(shared / "model.pt")}:
+            raise ValueError("model.pt does not match its recorded sha256 (truncated or altered)")
+        model = make_model()
+        model.load_state_dict(_load(shared / "model.pt"))
+        return model
+    except Exception as err:
+        warnings.warn(
+            f"{shared}: shared generation-1 model unusable ({type(err).__name__}: {err});"
+            " retraining it",
+            LoopWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _save_shared(model, shared: Path) -> None:
+    shared.mkdir(parents=True, exist_ok=True)
+    _save(shared / "model.pt", model.state_dict())
+    _save_json(shared / "model.json", {"sha256": _sha256(shared / "model.pt")})
 
 
 def _load_generation(gdir, spec, key, h, t):

@@ -473,3 +473,65 @@ def test_a_longer_run_reuses_the_generations_of_a_shorter_one(tmp_path, uninterr
     assert len(calls) == 2  # only generations 4 and 5 are fitted
     assert [g.resumed for g in longer.generations] == [True, True, True, False, False]
     assert longer.records() == uninterrupted.records()
+
+
+# -- generation 1 is trained once per (seed, real draw, key) and shared by the loops that start there
+
+
+def shared_spec(**change):
+    base = dict(kind="fully_synthetic", generations=2, n_initial=60, n_synthetic=30, seed=5)
+    return LoopSpec(**{**base, **change})
+
+
+def test_loops_starting_from_the_same_model_train_generation_one_once(tmp_path):
+    calls = []
+    make = lambda: CountingModel(calls)  # noqa: E731
+    first = run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    assert len(calls) == 2
+    other = shared_spec(
+        kind="synthetic_augmented", n_real=60, bias=0.5, synthetic_pool="accumulate"
+    )
+    second = run_loop(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    assert len(calls) == 3  # only its generation 2 was fitted
+    states = [_model_state(r.run_dir) for r in (first, second)]
+    assert all(torch.equal(a, b) for a, b in zip(*(s.values() for s in states), strict=True))
+    assert first.generations[0].metrics != second.generations[0].metrics  # sampled with its bias
+    # the same loop without sharing fits generation 1 itself, to the same model
+    alone = run_loop(other, make, Blobs(), spread_and_recall, tmp_path / "alone", progress=False,
+                     share_first=False)  # fmt: skip
+    assert len(calls) == 5
+    assert alone.records() == second.records()
+
+
+@pytest.mark.parametrize(
+    "change", [{"seed": 6}, {"n_initial": 50}, {"kind": "fresh_data", "n_real": 80}]
+)
+def test_generation_one_is_not_shared_across_seeds_or_real_draws(change, tmp_path):
+    calls = []
+    make = lambda: CountingModel(calls)  # noqa: E731
+    run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    run_loop(shared_spec(**change), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    assert len(calls) == 4
+    run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, key={"width": 2},
+             progress=False)  # fmt: skip
+    assert len(calls) == 6  # another key: another model
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_shared_generation_one_is_retrained_with_a_warning(damage, tmp_path):
+    calls = []
+    make = lambda: CountingModel(calls)  # noqa: E731
+    before = run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    model_pt = next((tmp_path / "first").glob("*/model.pt"))
+    truncate(model_pt) if damage == "truncate" else flip_a_byte(model_pt)
+    other = shared_spec(bias=0.7)
+    with pytest.warns(LoopWarning, match="shared generation-1 model unusable"):
+        after = run_loop(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    assert len(calls) == 4
+    states = [_model_state(r.run_dir) for r in (before, after)]
+    assert all(torch.equal(a, b) for a, b in zip(*(s.values() for s in states), strict=True))
+    assert torch.load(model_pt, weights_only=True)  # repaired for the next loop
+
+
+def _model_state(root):
+    return torch.load(root / "gen_01" / "model.pt", weights_only=True)
