@@ -249,6 +249,23 @@ def run_loop(
     return LoopResult(spec, root, results, make_model)
 
 
+def run_loops(specs: Mapping[str, LoopSpec], make_model, source, evaluate, run_dir, key=None,
+              progress=True) -> dict[str, LoopResult]:  # fmt: skip
+    """Several named loops of one model on one data source, run in order in the same ``run_dir``
+    (so they share their generation 1 where they can). Returns {name: LoopResult}."""
+    if not isinstance(specs, Mapping) or not specs:
+        raise ValueError(f"specs must be a non-empty mapping of name to LoopSpec, got {specs!r}")
+    return {
+        name: run_loop(spec, make_model, source, evaluate, run_dir, key=key, progress=progress)
+        for name, spec in specs.items()
+    }
+
+
+def tidy(results: Mapping[str, LoopResult]) -> list[dict]:
+    """The records of several named loops in one list, each row with its loop's name in ``loop``."""
+    return [{"loop": name, **row} for name, r in results.items() for row in r.records()]
+
+
 def _compose(spec, t, real, results, subsample_generator):
     """Generation t's training set (x, y, provenance), real items first, then by provenance."""
     parts = [(*real(t), 0)] if t == 1 or spec.kind != "fully_synthetic" else []

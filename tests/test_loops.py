@@ -535,3 +535,18 @@ def test_a_damaged_shared_generation_one_is_retrained_with_a_warning(damage, tmp
 
 def _model_state(root):
     return torch.load(root / "gen_01" / "model.pt", weights_only=True)
+
+
+def test_run_loops_runs_named_loops_and_tidy_labels_their_rows(tmp_path):
+    from mcollapse.loops import run_loops, tidy
+
+    calls = []
+    specs = {"fs": shared_spec(), "aug": shared_spec(kind="synthetic_augmented", n_real=60)}
+    results = run_loops(specs, lambda: CountingModel(calls), Blobs(), spread_and_recall, tmp_path,
+                        progress=False)  # fmt: skip
+    assert list(results) == ["fs", "aug"] and len(calls) == 3  # generation 1 fitted once
+    rows = tidy(results)
+    assert {r["loop"] for r in rows} == {"fs", "aug"}
+    assert len(rows) == sum(len(r.records()) for r in results.values())
+    with pytest.raises(ValueError, match="specs must be a non-empty mapping"):
+        run_loops({}, lambda: CountingModel(calls), Blobs(), spread_and_recall, tmp_path)

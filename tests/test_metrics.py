@@ -135,3 +135,19 @@ def test_damaged_cached_reference_features_are_recomputed(
     with pytest.warns(UserWarning, match="dropping unreadable cached reference features"):
         again = metrics.image_metrics(train.x[:200], digits_reference)
     assert again == first
+
+
+def test_loop_evaluator_scores_a_fixed_count_and_reports_the_smallest_class(
+    train, digits_reference
+):
+    evaluate = metrics.LoopEvaluator(digits_reference, n=300)
+    x, y = train.x[:600], train.y[:600]
+    found = evaluate(x, y, None, 1)
+    assert found["n_generated"] == 300 and found["n_reference"] == 500
+    assert found["fid"] == pytest.approx(metrics.image_metrics(x[:300], digits_reference,
+                                                               metrics=("fid", "prc"))["fid"])  # fmt: skip
+    assert 0.07 < found["min_class_share"] < 0.1
+    without_sevens = torch.cat([x[y != 7], x[y == 7][:3]])
+    assert evaluate(without_sevens, None, None, 2)["min_class_share"] < 0.01
+    with pytest.raises(ValueError, match="evaluation needs n=300 samples, the generation made 200"):
+        evaluate(x[:200], y[:200], None, 1)

@@ -196,7 +196,8 @@ class DDPM:
         self.net.train()
         self.losses = []
         n, b, d = len(x), self.batch_size, self.device
-        bar = tqdm(range(self.steps), desc="DDPM training", leave=False, disable=not self.progress)
+        bar = tqdm(range(self.steps), desc="DDPM training", leave=False, mininterval=2.0,
+                   disable=not self.progress)  # fmt: skip
         for step in bar:
             idx = torch.randint(n, (b,), generator=generator)
             t = torch.randint(self.schedule.timesteps, (b,), generator=generator)
