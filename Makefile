@@ -69,6 +69,7 @@ bench: install
 	$(PY) benchmarks/bench_gaussian.py
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_loops.py
+	$(PY) benchmarks/bench_ddpm.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

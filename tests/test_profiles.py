@@ -4,18 +4,27 @@ import pytest
 
 from mcollapse import paths, profiles
 
+NOTEBOOKS = sorted(profiles._TABLES)
 
-def test_every_profile_resolves_with_the_same_keys():
-    keys = {p: set(profiles.resolve("01", p)) for p in profiles.PROFILES}
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_profile_resolves_with_the_same_keys(notebook):
+    keys = {p: set(profiles.resolve(notebook, p)) for p in profiles.PROFILES}
     assert keys["ci"] == keys["cpu"] == keys["gpu"]
     assert {"profile", "figures_dir"} <= keys["cpu"]
 
 
-def test_profiles_grow_from_ci_to_gpu():
-    ci, cpu, gpu = (profiles.resolve("01", p) for p in ("ci", "cpu", "gpu"))
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_profiles_grow_from_ci_to_gpu(notebook):
+    ci, cpu, gpu = (profiles.resolve(notebook, p) for p in ("ci", "cpu", "gpu"))
     for key, value in cpu.items():
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             assert ci[key] <= value <= gpu[key], key
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_profile_table_has_its_notebook(notebook):
+    assert list(paths.NOTEBOOKS.glob(f"{notebook}_*.ipynb")), f"no notebook for table {notebook}"
 
 
 def test_notebook_names_are_accepted_in_several_forms():
