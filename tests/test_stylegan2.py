@@ -200,21 +200,6 @@ def _save(obj):
     return buffer
 
 
-def test_fit_cache_reuses_an_identical_training(tmp_path):
-    x = torch.rand(16, 1, 8, 8, generator=gen(0)) * 2 - 1
-    y = torch.zeros(16, dtype=torch.int64)
-    a = S.StyleGAN2(small().config, S.Training(steps=5, batch=8), fit_cache=tmp_path)
-    a.fit(x, y, gen(1))
-    assert len(list(tmp_path.glob("*.pt"))) == 1
-    b = S.StyleGAN2(small().config, S.Training(steps=5, batch=8), fit_cache=tmp_path)
-    b.fit(x, y, gen(1))
-    assert b.cache_hit and not a.cache_hit
-    torch.testing.assert_close(b.sample(4, 1.0, gen(2))[0], a.sample(4, 1.0, gen(2))[0])
-    c = S.StyleGAN2(small().config, S.Training(steps=5, batch=8), fit_cache=tmp_path)
-    c.fit(x, y, gen(9))  # another training seed is another training
-    assert not c.cache_hit and len(list(tmp_path.glob("*.pt"))) == 2
-
-
 def test_bad_parameters_name_themselves():
     with pytest.raises(ValueError, match="resolution"):
         S.Config(resolution=12)

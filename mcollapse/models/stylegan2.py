@@ -18,19 +18,14 @@ The model is unconditional (as in MAD): it ignores training labels and its sampl
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
-import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path
 from .._checks import check_bias, check_int, check_positive
 
 RESOLUTIONS = (8, 16, 32)
@@ -372,22 +367,15 @@ class StyleGAN2:
     ``fit`` trains from scratch (MAD retrains every generation from scratch), with initial weights,
     batches and noise all drawn from its ``generator``; ``sample`` draws from the EMA generator
     with truncation psi = ``bias``, clamped to [-1, 1].
-
-    ``fit_cache`` (a directory, optional) memoises ``fit``: training is a deterministic function of
-    the settings, the training images and the generator's seed, so a second fit with the same three
-    loads the stored result instead of training again (``cache_hit`` says which happened). Two
-    loops that differ only in their sampling bias share generation 1 this way.
     """
 
     def __init__(self, config: Config | None = None, training: Training | None = None,
-                 progress: bool = False, fit_cache=None):  # fmt: skip
+                 progress: bool = False):  # fmt: skip
         self.config = config or Config()
         self.training = training or Training()
         if not isinstance(self.config, Config) or not isinstance(self.training, Training):
             raise ValueError("config must be a stylegan2.Config and training a stylegan2.Training")
         self.progress = progress
-        self.fit_cache = None if fit_cache is None else Path(fit_cache)
-        self.cache_hit = False
         self.device = device()
         seed = torch.Generator().manual_seed(0)  # the initial weights are replaced in fit()
         self.G, self.D = self._build(seed)
@@ -406,35 +394,11 @@ class StyleGAN2:
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
         """Train on images x (N, C, res, res) in [-1, 1]; labels are ignored (unconditional)."""
-        cfg = self.config
+        cfg, tr = self.config, self.training
         want = (cfg.image_channels, cfg.resolution, cfg.resolution)
         if not torch.is_tensor(x) or x.ndim != 4 or tuple(x.shape[1:]) != want or len(x) < 2:
             raise ValueError(f"x must be images of shape (N >= 2, {want}), got {_shape(x)}")
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        cached = self._cache_file(x, seed)
-        self.cache_hit = False
-        if cached is not None and cached.is_file():
-            try:
-                self.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
-                self.cache_hit = True
-                return
-            except Exception as err:  # a damaged cache entry is retrained, loudly
-                warnings.warn(f"{cached}: unreadable ({err}); training again", stacklevel=2)
-        self._train(x, seed)
-        if cached is not None:
-            with atomic_path(cached) as tmp:
-                torch.save(self.state_dict(), tmp)
-
-    def _cache_file(self, x, seed) -> Path | None:
-        if self.fit_cache is None:
-            return None
-        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode())
-        digest.update(str(seed).encode())
-        digest.update(x.detach().float().cpu().contiguous().numpy().tobytes())
-        return self.fit_cache / f"stylegan2-fit-{digest.hexdigest()[:16]}.pt"
-
-    def _train(self, x, seed) -> None:
-        cfg, tr = self.config, self.training
         g_init = torch.Generator().manual_seed(seed)
         g_data = torch.Generator().manual_seed(seed + 1)
         g_noise = torch.Generator(self.device).manual_seed(seed + 2)
