@@ -70,6 +70,7 @@ bench: install
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_loops.py
 	$(PY) benchmarks/bench_ddpm.py
+	$(PY) benchmarks/bench_stylegan2.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
