@@ -71,6 +71,7 @@ bench: install
 	$(PY) benchmarks/bench_loops.py
 	$(PY) benchmarks/bench_ddpm.py
 	$(PY) benchmarks/bench_stylegan2.py
+	$(PY) benchmarks/bench_text.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

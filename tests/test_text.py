@@ -108,3 +108,60 @@ def test_distinct_ngrams_and_rank_frequency_count_only_the_generated_part():
     assert text.rank_frequency(x, y).tolist() == [3, 3, 2]
     m = text.text_metrics(x, y)
     assert m["distinct_1"] == 3 and m["unk_fraction"] == 0
+
+
+def test_regimes_keep_the_data_size_and_ten_percent_real():
+    specs = text.regimes(1000, 4, bias=0.9)
+    none, kept = specs.values()
+    assert (none.kind, none.n_synthetic, none.n_real, none.init) == (
+        "fully_synthetic", 1000, 0, "finetune",
+    )  # fmt: skip
+    assert (kept.kind, kept.n_real, kept.n_synthetic, kept.bias) == (
+        "synthetic_augmented", 100, 900, 0.9,
+    )  # fmt: skip
+    assert list(specs) == ["no real data", "10% real data"]
+    with pytest.raises(ValueError, match="kept"):
+        text.regimes(10, 2, kept=1.0)
+
+
+class Counting:
+    """A stand-in model that records how often it was fitted."""
+
+    fits = 0
+
+    def __init__(self):
+        self.state = None
+
+    def fit(self, x, y, generator):
+        Counting.fits += 1
+        self.state = {"w": x.float().mean().reshape(1)}
+
+    def state_dict(self):
+        return self.state
+
+    def load_state_dict(self, state):
+        if set(state) != {"w"}:
+            raise ValueError("foreign state")
+        self.state = state
+
+
+def test_pretrain_trains_once_and_retrains_a_damaged_file(tmp_path):
+    x, y = torch.ones(4, 6, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)
+    path = tmp_path / "base.pt"
+    Counting.fits = 0
+    first = text.pretrain(Counting(), x, y, 0, path)
+    again = text.pretrain(Counting(), x, y, 0, path)
+    assert Counting.fits == 1 and torch.equal(first["w"], again["w"])
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="retraining"):
+        text.pretrain(Counting(), x, y, 0, path)
+    assert Counting.fits == 2
+
+
+def test_prepare_makes_windows_and_can_shrink_the_training_set():
+    corpus = text.Corpus("toy", (("a", "one two three " * 40),), (("b", "three two one " * 20),))
+    data = text.prepare(corpus, context=4, length=8, min_count=1, max_windows=5)
+    assert data.train[0].shape == (5, 12) and data.prompts.shape == (5, 4)
+    assert len(data.tokenizer) == 5 and len(data.source()) == 5
+    x, y = data.source().sample(3, torch.Generator().manual_seed(0))
+    assert x.shape == (3, 12) and (y == 4).all()

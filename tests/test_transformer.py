@@ -107,3 +107,13 @@ def test_bad_data_and_missing_weights_raise():
         model.fit(torch.full((2, 8), 12), torch.zeros(2), torch.Generator())
     with pytest.raises(ValueError, match="context"):
         model.fit(torch.zeros(2, 17, dtype=torch.int64), torch.zeros(2), torch.Generator())
+
+
+def test_nucleus_keeps_the_smallest_head_with_mass_p():
+    from mcollapse.models.transformer import _nucleus
+
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.25, 0.25, 0.25, 0.25]])
+    kept = _nucleus(probs, 0.7, k=2)
+    assert torch.equal(kept[0] > 0, torch.tensor([True, False, True, False]))
+    assert (kept[1] > 0).sum() == 3  # the top 2 hold only 0.5 < 0.7: whole rows are sorted
+    assert torch.equal(_nucleus(probs, 1.0, k=2) > 0, probs > 0)

@@ -23,6 +23,20 @@ from .._checks import check_bias, check_choice, check_int, check_positive
 DECODINGS = ("sample", "top_p", "beam")
 
 
+def _nucleus(probs: torch.Tensor, p: float, k: int = 256) -> torch.Tensor:
+    """Keep each row's most probable tokens until their mass reaches p (top-p), zero the rest.
+
+    Looks at the top ``k`` tokens first (a partial sort), and sorts whole rows only when some
+    row's top k hold less than p.
+    """
+    k = min(k, probs.shape[-1])
+    top, order = probs.topk(k, -1)
+    if bool((top.sum(-1) < p).any()):
+        top, order = probs.sort(-1, descending=True)
+    kept = top * ((top.cumsum(-1) - top) < p)
+    return torch.zeros_like(probs).scatter_(1, order, kept)
+
+
 class _Block(nn.Module):
     def __init__(self, d: int, heads: int):
         super().__init__()
@@ -235,9 +249,7 @@ class TextTransformer:
             if self.decoding == "sample":
                 probs = (logits / bias).softmax(-1)
             else:
-                probs, order = logits.softmax(-1).sort(-1, descending=True)
-                probs = probs * ((probs.cumsum(-1) - probs) < bias)
-                probs = torch.zeros_like(probs).scatter_(1, order, probs)
+                probs = _nucleus(logits.softmax(-1), bias)
             nxt = torch.multinomial(probs, 1, generator=g)
             seq.append(nxt)
             if t + 1 < self.context:
