@@ -112,8 +112,20 @@ def test_bad_data_and_missing_weights_raise():
 def test_nucleus_keeps_the_smallest_head_with_mass_p():
     from mcollapse.models.transformer import _nucleus
 
-    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.25, 0.25, 0.25, 0.25]])
-    kept = _nucleus(probs, 0.7, k=2)
-    assert torch.equal(kept[0] > 0, torch.tensor([True, False, True, False]))
-    assert (kept[1] > 0).sum() == 3  # the top 2 hold only 0.5 < 0.7: whole rows are sorted
-    assert torch.equal(_nucleus(probs, 1.0, k=2) > 0, probs > 0)
+    def full(kept, order):
+        return torch.zeros(kept.shape[0], 4, dtype=kept.dtype).scatter_(1, order, kept)
+
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.1, 0.2, 0.3, 0.4]])
+    assert torch.equal(full(*_nucleus(probs[:1], 0.75, k=2)) > 0, probs[:1] > 0.25)
+    kept = full(*_nucleus(probs, 0.75, k=2))  # row 2: its top 2 hold only 0.7, sort it whole
+    assert torch.equal(kept[1] > 0, torch.tensor([False, True, True, True]))
+    assert torch.equal(full(*_nucleus(probs, 1.0, k=2)) > 0, probs > 0)
+
+
+def test_categorical_draws_in_proportion_to_the_weights():
+    from mcollapse.models.transformer import _categorical
+
+    weights = torch.tensor([[0.0, 1.0, 3.0, 0.0]]).repeat(20_000, 1)
+    draws = _categorical(weights, torch.Generator().manual_seed(0))[:, 0]
+    assert set(draws.tolist()) == {1, 2}
+    assert abs((draws == 2).double().mean().item() - 0.75) < 0.015

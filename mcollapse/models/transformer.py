@@ -23,18 +23,23 @@ from .._checks import check_bias, check_choice, check_int, check_positive
 DECODINGS = ("sample", "top_p", "beam")
 
 
-def _nucleus(probs: torch.Tensor, p: float, k: int = 256) -> torch.Tensor:
-    """Keep each row's most probable tokens until their mass reaches p (top-p), zero the rest.
+def _nucleus(probs: torch.Tensor, p: float, k: int = 256):
+    """Each row's most probable tokens until their mass reaches p (top-p): (kept probs, token ids).
 
-    Looks at the top ``k`` tokens first (a partial sort), and sorts whole rows only when some
-    row's top k hold less than p.
+    Looks at the top ``k`` tokens (a partial sort) and sorts whole rows only when some row's top k
+    hold less than p. The kept probabilities are not renormalised; zeros mark dropped tokens.
     """
-    k = min(k, probs.shape[-1])
-    top, order = probs.topk(k, -1)
+    top, order = probs.topk(min(k, probs.shape[-1]), -1)
     if bool((top.sum(-1) < p).any()):
         top, order = probs.sort(-1, descending=True)
-    kept = top * ((top.cumsum(-1) - top) < p)
-    return torch.zeros_like(probs).scatter_(1, order, kept)
+    return top * ((top.cumsum(-1) - top) < p), order
+
+
+def _categorical(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row, drawn in proportion to the non-negative ``weights`` (inverse CDF)."""
+    cdf = weights.cumsum(-1)
+    u = torch.rand(len(weights), 1, generator=generator, device=weights.device, dtype=cdf.dtype)
+    return torch.searchsorted(cdf, u * cdf[:, -1:]).clamp(max=weights.shape[-1] - 1)
 
 
 class _Block(nn.Module):
@@ -247,10 +252,10 @@ class TextTransformer:
         for t in range(prompt.shape[1], self.context):
             logits = logits[:, -1].double()
             if self.decoding == "sample":
-                probs = (logits / bias).softmax(-1)
+                nxt = _categorical((logits / bias).softmax(-1), g)
             else:
-                probs = _nucleus(logits.softmax(-1), bias)
-            nxt = torch.multinomial(probs, 1, generator=g)
+                kept, order = _nucleus(logits.softmax(-1), bias)
+                nxt = order.gather(1, _categorical(kept, g))
             seq.append(nxt)
             if t + 1 < self.context:
                 logits, caches = self._step(nxt, caches, t)
