@@ -109,17 +109,14 @@ def test_bad_data_and_missing_weights_raise():
         model.fit(torch.zeros(2, 17, dtype=torch.int64), torch.zeros(2), torch.Generator())
 
 
-def test_nucleus_keeps_the_smallest_head_with_mass_p():
-    from mcollapse.models.transformer import _nucleus
+def test_nucleus_draws_from_the_smallest_head_with_mass_p():
+    from mcollapse.models.transformer import _nucleus_draw
 
-    def full(kept, order):
-        return torch.zeros(kept.shape[0], 4, dtype=kept.dtype).scatter_(1, order, kept)
-
-    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.1, 0.2, 0.3, 0.4]])
-    assert torch.equal(full(*_nucleus(probs[:1], 0.75, k=2)) > 0, probs[:1] > 0.25)
-    kept = full(*_nucleus(probs, 0.75, k=2))  # row 2: its top 2 hold only 0.7, sort it whole
-    assert torch.equal(kept[1] > 0, torch.tensor([False, True, True, True]))
-    assert torch.equal(full(*_nucleus(probs, 1.0, k=2)) > 0, probs > 0)
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.1, 0.2, 0.3, 0.4]]).repeat(5_000, 1)
+    ids = _nucleus_draw(probs, 0.75, torch.Generator().manual_seed(0), k=2)  # row 2 needs 3
+    share = [torch.bincount(ids[i::2, 0], minlength=4).double() / 5_000 for i in (0, 1)]
+    assert torch.allclose(share[0], torch.tensor([5 / 8, 0, 3 / 8, 0]).double(), atol=0.03)
+    assert torch.allclose(share[1], torch.tensor([0, 2 / 9, 3 / 9, 4 / 9]).double(), atol=0.03)
 
 
 def test_categorical_draws_in_proportion_to_the_weights():

@@ -23,16 +23,22 @@ from .._checks import check_bias, check_choice, check_int, check_positive
 DECODINGS = ("sample", "top_p", "beam")
 
 
-def _nucleus(probs: torch.Tensor, p: float, k: int = 256):
-    """Each row's most probable tokens until their mass reaches p (top-p): (kept probs, token ids).
+def _nucleus_draw(probs: torch.Tensor, p: float, generator, k: int = 512) -> torch.Tensor:
+    """One token per row from its nucleus: the most probable tokens until their mass reaches p.
 
-    Looks at the top ``k`` tokens (a partial sort) and sorts whole rows only when some row's top k
-    hold less than p. The kept probabilities are not renormalised; zeros mark dropped tokens.
+    Works on each row's top ``k`` tokens (a partial sort); only rows whose top k hold less than p
+    are sorted whole and drawn again.
     """
+
+    def draw(top, order):
+        return order.gather(1, _categorical(top * ((top.cumsum(-1) - top) < p), generator))
+
     top, order = probs.topk(min(k, probs.shape[-1]), -1)
-    if bool((top.sum(-1) < p).any()):
-        top, order = probs.sort(-1, descending=True)
-    return top * ((top.cumsum(-1) - top) < p), order
+    ids = draw(top, order)
+    wide = top.sum(-1) < p
+    if bool(wide.any()):
+        ids[wide] = draw(*probs[wide].sort(-1, descending=True))
+    return ids
 
 
 def _categorical(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -254,8 +260,7 @@ class TextTransformer:
             if self.decoding == "sample":
                 nxt = _categorical((logits / bias).softmax(-1), g)
             else:
-                kept, order = _nucleus(logits.softmax(-1), bias)
-                nxt = order.gather(1, _categorical(kept, g))
+                nxt = _nucleus_draw(logits.softmax(-1), bias, g)
             seq.append(nxt)
             if t + 1 < self.context:
                 logits, caches = self._step(nxt, caches, t)
