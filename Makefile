@@ -72,6 +72,7 @@ bench: install
 	$(PY) benchmarks/bench_ddpm.py
 	$(PY) benchmarks/bench_stylegan2.py
 	$(PY) benchmarks/bench_text.py
+	$(PY) benchmarks/bench_rectified_flow.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
