@@ -9,7 +9,16 @@ import torch
 from mcollapse import data
 from mcollapse.loops import LoopWarning
 from mcollapse.models.rectified_flow import RectifiedFlow
-from mcollapse.reflow import PairBatches, ReflowSpec, compose_batch, run_reflow, run_reflows, tidy
+from mcollapse.reflow import (
+    PairBatches,
+    PointEvaluator,
+    ReflowSpec,
+    compose_batch,
+    run_reflow,
+    run_reflows,
+    steps_sweep,
+    tidy,
+)
 
 
 def make_model():
@@ -148,3 +157,14 @@ def test_run_reflow_rejects_bad_arguments(tmp_path):
         run_reflow(spec, make_model, SOURCE, None, tmp_path)
     with pytest.raises(ValueError, match="source"):
         run_reflow(spec, make_model, object(), evaluate, tmp_path)
+
+
+def test_point_evaluator_and_steps_sweep():
+    teacher, real = _teacher()
+    z = torch.randn(100, 2, generator=torch.Generator().manual_seed(4))
+    found = PointEvaluator(real[:100], z, straight_steps=4)(real[100:200], teacher, 0)
+    assert set(found) == {"w2", "precision", "recall", "straightness"}
+    assert found["w2"] < 0.5 and found["recall"] > 0.5  # real vs real
+    sweep = steps_sweep(teacher, z, lambda x: float(x.norm(dim=1).mean()), steps=(1, 4))
+    assert list(sweep) == [1, 4]
+    assert sweep[4] == pytest.approx(float(teacher.generate(z, 4).norm(dim=1).mean()))
