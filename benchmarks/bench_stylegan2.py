@@ -2,8 +2,8 @@
 and the two ways of computing a modulated convolution (grouped weights as the paper writes it,
 or scaled activations as ``mcollapse.models.stylegan2`` does by default).
 
-Prints tables; asserts nothing. The 8 px line with the ``cpu`` profile's sizes gives the time one
-generation of notebook 02 takes to train (steps x seconds per step).
+Prints tables; asserts nothing. "s / generation" is the training time of one generation at the
+``cpu`` profile's steps, batch and width; its 8 px line is what notebook 02 runs.
 """
 
 from __future__ import annotations
@@ -27,24 +27,25 @@ def per_call(fn, repeats: int) -> float:
 def main() -> None:
     P = resolve("02", "cpu")
     print(f"device {device()}, {torch.get_num_threads()} thread(s)")
-    print(
-        f"\n{'resolution':>10} {'channels':>8} {'batch':>5} {'ms / step':>9} {'s / 1k samples':>14}"
-    )
-    for resolution, channels in ((8, P["channels"]), (16, P["channels"]), (32, P["channels"])):
-        cfg = Config(resolution=resolution, channels=channels, z_dim=P["z_dim"], w_dim=P["z_dim"])
-        steps = 20
+    head = ("resolution", "channels", "batch", "ms / step", "s / 1k samples", "s / generation")
+    print("\n" + " ".join(f"{h:>14}" for h in head))
+    for resolution in (8, 16, 32):
+        cfg = Config(
+            resolution=resolution, channels=P["channels"], z_dim=P["z_dim"], w_dim=P["z_dim"]
+        )
         x = torch.rand(256, 1, resolution, resolution, generator=torch.Generator().manual_seed(0))
-        y = torch.zeros(256, dtype=torch.int64)
+        x, y = x * 2 - 1, torch.zeros(256, dtype=torch.int64)
+        warm = StyleGAN2(cfg, Training(steps=3, batch=P["batch"]))
+        warm.fit(x, y, torch.Generator().manual_seed(0))
+        steps = 40
         model = StyleGAN2(cfg, Training(steps=steps, batch=P["batch"], gamma=P["gamma"]))
         start = time.perf_counter()
-        model.fit(x * 2 - 1, y, torch.Generator().manual_seed(1))
+        model.fit(x, y, torch.Generator().manual_seed(1))
         step = (time.perf_counter() - start) / steps
         sample = per_call(lambda m=model: m.sample(1000, 0.7, torch.Generator().manual_seed(2)), 2)
-        print(f"{resolution:>10} {channels:>8} {P['batch']:>5} {step * 1e3:>9.1f} {sample:>14.2f}")
-    print(
-        f"\nnotebook 02 at cpu: {P['steps']} steps per generation -> about"
-        " (ms / step at 8 px) x steps of training per generation"
-    )
+        row = (resolution, P["channels"], P["batch"], f"{step * 1e3:.1f}", f"{sample:.2f}",
+               f"{step * P['steps']:.0f}")  # fmt: skip
+        print(" ".join(f"{v:>14}" for v in row))
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(P["batch"], P["channels"], 8, 8, generator=g)
