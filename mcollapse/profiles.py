@@ -369,6 +369,7 @@ _TABLES: dict[str, dict[str, dict]] = {
             "ngram_order": 3,
             "ngram_bias": 1.0,  # the trigram model samples at temperature 1
             "ngram_generations": 3,
+            "score_windows": 160,  # sequences per generation scored by the generation-0 model
             "zipf_items": 100_000,
             "zipf_repeats": 20,
         },
@@ -388,9 +389,10 @@ _TABLES: dict[str, dict[str, dict]] = {
             "generations": 6,
             "ngram_order": 3,
             "ngram_bias": 1.0,  # the trigram model samples at temperature 1
-            "ngram_generations": 8,
-            "zipf_items": 1_000_000,
-            "zipf_repeats": 100,
+            "ngram_generations": 6,
+            "score_windows": 600,  # sequences per generation scored by the generation-0 model
+            "zipf_items": 200_000,
+            "zipf_repeats": 50,
         },
         "gpu": {
             "context": 16,
@@ -409,8 +411,9 @@ _TABLES: dict[str, dict[str, dict]] = {
             "ngram_order": 3,
             "ngram_bias": 1.0,  # the trigram model samples at temperature 1
             "ngram_generations": 10,
-            "zipf_items": 5_000_000,
-            "zipf_repeats": 200,
+            "score_windows": 1_470,  # sequences per generation scored by the generation-0 model
+            "zipf_items": 1_000_000,
+            "zipf_repeats": 100,
         },
     },
 }

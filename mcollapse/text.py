@@ -51,7 +51,9 @@ def load_corpus(name: str = "pydoc", root=None, test_fraction: float = 0.1, down
     """``pydoc`` (bundled with Python) or ``wikitext2`` (files in ``root``, downloaded if allowed).
 
     The pydoc split is fixed: topics are ordered by a CRC32 of their title and each goes to test
-    while it fits in ``test_fraction`` of all words, so every machine gets the same split.
+    while it fits in ``test_fraction`` of all words, so every machine gets the same split. The
+    topics are those of the running Python, so the text (and every number) can move a little
+    between Python versions.
     """
     check_choice("name", name, CORPORA)
     test_fraction = check_positive("test_fraction", test_fraction)

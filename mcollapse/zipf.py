@@ -65,8 +65,9 @@ def simulated_error(p: np.ndarray, q: np.ndarray, sizes, repeats: int, seed) -> 
     p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
     out = np.empty((repeats, len(np.atleast_1d(sizes))))
     for j, t in enumerate(np.atleast_1d(sizes)):
-        counts = rng.multinomial(check_int("sizes", int(t), minimum=0), q / q.sum(), size=repeats)
-        out[:, j] = (p[None, :] * (counts == 0)).sum(1)
+        t = check_int("sizes", int(t), minimum=0)
+        for r in range(repeats):  # one training set at a time: memory stays at one count vector
+            out[r, j] = p[rng.multinomial(t, q / q.sum()) == 0].sum()
     return out
 
 
