@@ -44,6 +44,7 @@ def main() -> None:
     for name, (make, source, n_real) in cases.items():
         g = torch.Generator().manual_seed(0)
         x, y = source.sample(n_real, g)
+        make().fit(x, y, g)  # warm-up: the first steps pay for allocations and kernel choices
         model = make()
         fit = _time(lambda model=model, x=x, y=y, g=g: model.fit(x, y, g))
         pairs = _time(lambda model=model, g=g: model.generate_pairs(1000, g))
