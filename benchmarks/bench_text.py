@@ -39,6 +39,8 @@ def main() -> None:
     params = sum(p.numel() for p in lm.net.parameters())
     _, sample = timed(lambda: lm.sample(N, 1.0, g))
     _, score = timed(lambda: text.perplexity(lm, *data.test))
+    lm.decoding = "top_p"
+    _, nucleus = timed(lambda: lm.sample(N, 0.9, g))
     lm.decoding = "beam"
     _, beam = timed(lambda: lm.sample(64, 1.0, g))
     lm.decoding = "sample"
@@ -48,6 +50,7 @@ def main() -> None:
     )
     print(f"  one training epoch      {fit:7.1f} s")
     print(f"  continue {N} prompts  {sample:7.1f} s  (64 tokens each, sampling, KV cache)")
+    print(f"  the same, top-p 0.9     {nucleus:7.1f} s  (the notebook's cpu setting)")
     print(f"  test perplexity         {score:7.1f} s")
     print(f"  64 prompts: beam (5)    {beam:7.2f} s  vs sampling {drawn:.2f} s")
     ngram = NGramLM(V, order=P["ngram_order"], prompts=data.prompts, length=P["length"])
