@@ -137,9 +137,11 @@ def test_runs_persist_share_round_zero_and_resume(tmp_path):
     # a damaged round is recomputed, with a warning, and so is every later round
     damaged = first["rca"].dirs[1] / "samples.pt"
     damaged.write_bytes(damaged.read_bytes()[:10])
-    with pytest.warns(LoopWarning, match="sha256"):
+    with pytest.warns(LoopWarning) as caught:
         fixed = run_reflow(specs["rca"], make_model, SOURCE, evaluate, tmp_path, key={"t": 1},
                            progress=False)  # fmt: skip
+    said = [str(w.message) for w in caught]
+    assert "sha256" in said[0] and "round_02: an earlier round was recomputed" in said[1]
     assert [r.resumed for r in fixed.rounds] == [True, False, False]
     assert [r.metrics for r in fixed.rounds] == [r.metrics for r in first["rca"].rounds]
     # another key is another run directory
