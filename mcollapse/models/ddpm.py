@@ -24,14 +24,11 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .._checks import check_bias, check_choice, check_int, check_positive
+from ._training import device_default, seeded, update_ema
 from .unet import UNet
 
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = {"ddim": 0.0, "ddpm": 1.0}  # name -> eta
-
-
-def device_default() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class NoiseSchedule:
@@ -171,7 +168,7 @@ class DDPM:
         self.sample_batch = check_int("sample_batch", sample_batch, minimum=1)
         self.device = torch.device(device) if device is not None else device_default()
         self.progress = progress
-        with _seeded(check_int("init_seed", init_seed, minimum=0)):
+        with seeded(check_int("init_seed", init_seed, minimum=0)):
             self.net = UNet(self.image_shape[0], num_classes, width, tuple(mults), blocks)
         self.net.to(self.device)
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
@@ -208,19 +205,11 @@ class DDPM:
             loss.backward()
             opt.step()
             sched.step()
-            self._update_ema(step)
+            update_ema(self.ema, self.net, self.ema_decay, step)
             self.losses.append(loss.item())
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(self.losses[-100:]) / len(self.losses[-100:]):.4f}")
         self.net.eval()
-
-    @torch.no_grad()
-    def _update_ema(self, step: int) -> None:
-        decay = min(self.ema_decay, (1 + step) / (10 + step))  # short warm-up of the average
-        for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-            e.lerp_(p, 1 - decay)
-        for e, p in zip(self.ema.buffers(), self.net.buffers(), strict=True):
-            e.copy_(p)
 
     # -- sampling ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -262,20 +251,6 @@ class DDPM:
         if priors.shape != (self.num_classes,):
             raise ValueError(f"priors must have shape ({self.num_classes},), got {priors.shape}")
         self.priors = priors.clone()
-
-
-class _seeded:
-    """Run a block under a fixed torch seed and restore the global RNG afterwards."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def __enter__(self):
-        self.state = torch.random.get_rng_state()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        torch.random.set_rng_state(self.state)
 
 
 def _check_data(x, y, image_shape, num_classes):

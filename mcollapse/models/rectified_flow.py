@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_int, check_positive
-from .ddpm import _seeded, device_default
+from ._training import device_default, seeded, update_ema
 from .unet import UNet, time_embedding
 
 NETS = ("mlp", "unet")
@@ -111,7 +111,7 @@ class RectifiedFlow:
         self.sample_batch = check_int("sample_batch", sample_batch, minimum=1)
         self.device = torch.device(device) if device is not None else device_default()
         self.progress = progress
-        with _seeded(check_int("init_seed", init_seed, minimum=0)):
+        with seeded(check_int("init_seed", init_seed, minimum=0)):
             if net == "mlp":
                 self.net = MLPVelocity(self.shape[0], hidden, layers)
             else:
@@ -172,19 +172,11 @@ class RectifiedFlow:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            self._update_ema(step)
+            update_ema(self.ema, self.net, self.ema_decay, step)
             self.losses.append(loss.item())
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(self.losses[-100:]) / len(self.losses[-100:]):.4f}")
         self.net.eval()
-
-    @torch.no_grad()
-    def _update_ema(self, step: int) -> None:
-        decay = min(self.ema_decay, (1 + step) / (10 + step))
-        for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-            e.lerp_(p, 1 - decay)
-        for e, p in zip(self.ema.buffers(), self.net.buffers(), strict=True):
-            e.copy_(p)
 
     # -- the ODE ------------------------------------------------------------------------------
     @torch.no_grad()
