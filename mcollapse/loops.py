@@ -11,7 +11,6 @@ Provenance of a training item: 0 = real, s = sampled by generation s.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -26,8 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__, seeds
-from ._atomic import atomic_path
+from . import __version__, seeds, store
 from ._checks import check_bias, check_choice, check_int
 
 KINDS = ("fully_synthetic", "synthetic_augmented", "fresh_data")
@@ -91,7 +89,7 @@ class LoopSpec:
 
     def hash(self, key=None) -> str:
         """12 hex digits of sha256 over the identity and a JSON-able ``key`` (model, data, profile)."""
-        return _digest({"spec": self.identity(), "key": _json_key(key)})[:12]
+        return store.digest({"spec": self.identity(), "key": store.json_key(key)})[:12]
 
 
 @dataclass
@@ -130,7 +128,7 @@ class LoopResult:
     def final_model(self):
         """A fresh model holding the last generation's state."""
         model = self.make_model()
-        model.load_state_dict(_load(self.run_dir / _gen(self.spec.generations) / "model.pt"))
+        model.load_state_dict(store.load(self.run_dir / _gen(self.spec.generations) / "model.pt"))
         return model
 
 
@@ -161,7 +159,7 @@ def run_loop(
         raise ValueError(f"source must have a sample(n, generator) method, got {source!r}")
     if not isinstance(run_dir, str | os.PathLike) or Path(run_dir).is_file():
         raise ValueError(f"run_dir must be a path to a directory, got {run_dir!r}")
-    key, h = _json_key(key), spec.hash(key)
+    key, h = store.json_key(key), spec.hash(key)
     root = Path(run_dir) / h
     root.mkdir(parents=True, exist_ok=True)
     versions = {"python": platform.python_version(), "torch": torch.__version__,
@@ -211,10 +209,10 @@ def run_loop(
         lap("compose")
         model = make_model()
         if reuse:
-            model.load_state_dict(_load(gdir / "model.pt"))
+            model.load_state_dict(store.load(gdir / "model.pt"))
         else:
             if spec.init == "finetune" and t > 1:
-                model.load_state_dict(_load(root / _gen(t - 1) / "model.pt"))
+                model.load_state_dict(store.load(root / _gen(t - 1) / "model.pt"))
             shared = _shared_first(Path(run_dir), spec, key) if share_first and t == 1 else None
             loaded = _load_shared(make_model, shared) if shared is not None else None
             if loaded is not None:
@@ -223,16 +221,16 @@ def run_loop(
                 model.fit(x, y, generator=_generator(sd["train"]))
                 if shared is not None:
                     _save_shared(model, shared)
-            _save(gdir / "model.pt", model.state_dict())
-            _save_json(gdir / "model.json", {"spec_hash": h, "generation": t,
-                                             "sha256": _sha256(gdir / "model.pt")})  # fmt: skip
+            store.save(gdir / "model.pt", model.state_dict())
+            store.save_json(gdir / "model.json", {"spec_hash": h, "generation": t,
+                                             "sha256": store.sha256(gdir / "model.pt")})  # fmt: skip
         lap("train")
         sx, sy = model.sample(spec.n_draw, spec.bias, generator=_generator(sd["sample"]))
         sx, sy = _check_items("model.sample", sx, sy, spec.n_draw)
-        _save(gdir / "samples.pt", {"x": sx, "y": sy})
+        store.save(gdir / "samples.pt", {"x": sx, "y": sy})
         lap("sample")
         metrics = _check_metrics(evaluate(sx, sy, model, t))
-        _save_json(gdir / "metrics.json", metrics)
+        store.save_json(gdir / "metrics.json", metrics)
         lap("evaluate")
         by = dict(zip(*(v.tolist() for v in torch.unique(prov, return_counts=True)), strict=True))
         n_real = by.get(0, 0)
@@ -241,9 +239,11 @@ def run_loop(
         manifest = {
             "spec": asdict(spec), "key": key, "spec_hash": h, "generation": t, "seeds": sd,
             "counts": counts, "n_eval": spec.n_draw, "seconds": lap.seconds, "versions": versions,
-            "files": {name: _sha256(gdir / name) for name in FILES},
+            "files": {name: store.sha256(gdir / name) for name in FILES},
         }  # fmt: skip
-        _save_json(gdir / "manifest.json", {**manifest, "manifest_sha256": _digest(manifest)})
+        store.save_json(
+            gdir / "manifest.json", {**manifest, "manifest_sha256": store.digest(manifest)}
+        )
         results.append(GenerationResult(t, counts, prov, (sx, sy), metrics, sd, lap.seconds, False))
     bar.close()
     return LoopResult(spec, root, results, make_model)
@@ -290,7 +290,7 @@ def _shared_first(run_dir: Path, spec: LoopSpec, key) -> Path:
     """Where generation 1's model lives for every loop that trains it on the same real data."""
     same = {"seed": spec.seed, "n_initial": spec.n_initial,
             "draw": max(spec.n_initial, spec.n_real), "key": key}  # fmt: skip
-    return run_dir / "first" / _digest(same)[:12]
+    return run_dir / "first" / store.digest(same)[:12]
 
 
 def _load_shared(make_model, shared: Path):
@@ -299,10 +299,10 @@ def _load_shared(make_model, shared: Path):
         return None
     try:
         side = json.loads((shared / "model.json").read_text())
-        if side != {"sha256": _sha256(shared / "model.pt")}:
+        if side != {"sha256": store.sha256(shared / "model.pt")}:
             raise ValueError("model.pt does not match its recorded sha256 (truncated or altered)")
         model = make_model()
-        model.load_state_dict(_load(shared / "model.pt"))
+        model.load_state_dict(store.load(shared / "model.pt"))
         return model
     except Exception as err:
         warnings.warn(
@@ -316,8 +316,8 @@ def _load_shared(make_model, shared: Path):
 
 def _save_shared(model, shared: Path) -> None:
     shared.mkdir(parents=True, exist_ok=True)
-    _save(shared / "model.pt", model.state_dict())
-    _save_json(shared / "model.json", {"sha256": _sha256(shared / "model.pt")})
+    store.save(shared / "model.pt", model.state_dict())
+    store.save_json(shared / "model.json", {"sha256": store.sha256(shared / "model.pt")})
 
 
 def _load_generation(gdir, spec, key, h, t):
@@ -327,7 +327,7 @@ def _load_generation(gdir, spec, key, h, t):
         if problem:
             return None, problem
         manifest = json.loads((gdir / "manifest.json").read_text())
-        samples = _load(gdir / "samples.pt")
+        samples = store.load(gdir / "samples.pt")
         metrics = json.loads((gdir / "metrics.json").read_text())
         counts = manifest["counts"]
         by = dict(sorted(counts["by_provenance"].items(), key=lambda kv: int(kv[0])))
@@ -351,7 +351,7 @@ def _verify(gdir, spec, key, h, t) -> str | None:
         recorded = manifest.pop("manifest_sha256")
     except (OSError, ValueError, KeyError, AttributeError) as err:
         return f"{path}: unreadable ({type(err).__name__}: {err})"
-    if recorded != _digest(manifest):
+    if recorded != store.digest(manifest):
         return f"{path}: altered (its recorded sha256 does not match)"
     found = [manifest.get(k) for k in ("spec", "key", "spec_hash", "generation")]
     if isinstance(found[0], dict):
@@ -361,7 +361,7 @@ def _verify(gdir, spec, key, h, t) -> str | None:
     for name in FILES:
         if not (gdir / name).is_file():
             return f"{gdir / name}: missing"
-        if _sha256(gdir / name) != manifest["files"].get(name):
+        if store.sha256(gdir / name) != manifest["files"].get(name):
             return f"{gdir / name}: does not match its recorded sha256 (truncated or altered)"
     return None
 
@@ -372,7 +372,7 @@ def _vouched(gdir, h, t) -> bool:
         return False
     try:
         side = json.loads((gdir / "model.json").read_text())
-        return side == {"spec_hash": h, "generation": t, "sha256": _sha256(gdir / "model.pt")}
+        return side == {"spec_hash": h, "generation": t, "sha256": store.sha256(gdir / "model.pt")}
     except (OSError, ValueError):
         return False
 
@@ -410,44 +410,9 @@ def _check_metrics(metrics) -> dict[str, float]:
     raise ValueError(f"evaluate must return a mapping of str to number, got {metrics!r}")
 
 
-def _json_key(key):
-    if key is not None and not isinstance(key, Mapping):
-        raise ValueError(f"key must be None or a JSON-able mapping, got {key!r}")
-    try:
-        return json.loads(json.dumps(key, sort_keys=True, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"key must be None or a JSON-able mapping, got {key!r} ({err})") from None
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
 def _gen(t: int) -> str:
     return f"gen_{t:02d}"
 
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _sha256(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _load(path):
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _atomic(path: Path, write) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        write(f)
-
-
-def _save(path: Path, obj) -> None:
-    _atomic(path, lambda f: torch.save(obj, f))
-
-
-def _save_json(path: Path, obj) -> None:
-    _atomic(path, lambda f: f.write((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()))

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__, seeds
+from . import __version__, seeds, store
 from ._checks import check_choice, check_int
-from .loops import LoopWarning, _digest, _json_key, _load, _save, _save_json, _sha256
+from .loops import LoopWarning
 
 SCHEMES = ("reflow", "rca", "ocar")
 INITS = ("finetune", "scratch")
@@ -106,7 +106,7 @@ class ReflowSpec:
         return {k: v for k, v in asdict(self).items() if k != "rounds"}
 
     def hash(self, key=None) -> str:
-        return _digest({"spec": self.identity(), "key": _json_key(key)})[:12]
+        return store.digest({"spec": self.identity(), "key": store.json_key(key)})[:12]
 
 
 @dataclass
@@ -141,7 +141,7 @@ class ReflowResult:
     def model(self, k: int = -1):
         """A fresh model holding round k's flow (default: the last)."""
         model = self.make_model()
-        model.load_state_dict(_load(self.dirs[k] / "model.pt"))
+        model.load_state_dict(store.load(self.dirs[k] / "model.pt"))
         return model
 
 
@@ -218,8 +218,10 @@ def run_reflow(
             raise ValueError(f"{name} must be callable, got {fn!r}")
     if not callable(getattr(source, "sample", None)):
         raise ValueError(f"source must have a sample(n, generator) method, got {source!r}")
-    key, h = _json_key(key), spec.hash(key)
-    first = Path(run_dir) / "first" / _digest({"first": spec.first_identity(), "key": key})[:12]
+    key, h = store.json_key(key), spec.hash(key)
+    first = (
+        Path(run_dir) / "first" / store.digest({"first": spec.first_identity(), "key": key})[:12]
+    )
     root = Path(run_dir) / h
     root.mkdir(parents=True, exist_ok=True)
 
@@ -265,7 +267,7 @@ def run_reflow(
             counts = {"real": model.steps * model.batch_size, "synthetic": 0}
         else:
             teacher = make_model()
-            teacher.load_state_dict(previous or _load(dirs[k - 1] / "model.pt"))
+            teacher.load_state_dict(previous or store.load(dirs[k - 1] / "model.pt"))
             if spec.init == "finetune":
                 model.load_state_dict(teacher.state_dict())
             pairs = None
@@ -279,17 +281,19 @@ def run_reflow(
             counts = batches.counts
         seconds["train"] = time.perf_counter() - clock - sum(seconds.values())
         state = model.state_dict()
-        _save(rdir / "model.pt", state)
+        store.save(rdir / "model.pt", state)
         samples, _ = model.sample(spec.n_eval, 1.0, _gen(seeds_k["sample"]))
-        _save(rdir / "samples.pt", {"x": samples})
+        store.save(rdir / "samples.pt", {"x": samples})
         seconds["sample"] = time.perf_counter() - clock - sum(seconds.values())
         metrics = {k2: float(v) for k2, v in sorted(evaluate(samples, model, k).items())}
-        _save_json(rdir / "metrics.json", metrics)
+        store.save_json(rdir / "metrics.json", metrics)
         seconds["evaluate"] = time.perf_counter() - clock - sum(seconds.values())
         manifest = {**record, "spec_hash": h if k else None, "counts": counts, "seeds": seeds_k,
                     "seconds": seconds, "versions": _versions(),
-                    "files": {n: _sha256(rdir / n) for n in FILES}}  # fmt: skip
-        _save_json(rdir / "manifest.json", {**manifest, "manifest_sha256": _digest(manifest)})
+                    "files": {n: store.sha256(rdir / n) for n in FILES}}  # fmt: skip
+        store.save_json(
+            rdir / "manifest.json", {**manifest, "manifest_sha256": store.digest(manifest)}
+        )
         results.append(RoundResult(k, counts, samples, metrics, seconds, False))
         previous = state
     bar.close()
@@ -317,16 +321,16 @@ def _load_round(rdir: Path, record: dict, k: int):
     try:
         manifest = json.loads(path.read_text())
         recorded = manifest.pop("manifest_sha256")
-        if recorded != _digest(manifest):
+        if recorded != store.digest(manifest):
             return None, f"{path}: altered (its recorded sha256 does not match)"
         if {n: manifest.get(n) for n in record} != record:
             return None, f"{path}: written for another spec, key or round"
         for name in FILES:
             if not (rdir / name).is_file():
                 return None, f"{rdir / name}: missing"
-            if _sha256(rdir / name) != manifest["files"].get(name):
+            if store.sha256(rdir / name) != manifest["files"].get(name):
                 return None, f"{rdir / name}: does not match its recorded sha256"
-        samples = _load(rdir / "samples.pt")["x"]
+        samples = store.load(rdir / "samples.pt")["x"]
         metrics = json.loads((rdir / "metrics.json").read_text())
         return RoundResult(k, manifest["counts"], samples, metrics, manifest["seconds"], True), None
     except Exception as err:  # verified but unloadable files are recomputed, loudly
