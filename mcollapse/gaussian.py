@@ -202,18 +202,19 @@ class GaussianFits:
         )
 
 
-def bartlett_factor(dof: int, dim: int, chains: int, rng: np.random.Generator) -> np.ndarray:
-    """A with A A^T ~ Wishart(I_d, dof): chi on the diagonal, N(0, 1) below (Bartlett, 1933).
+def bartlett_factor(dof, dim: int, chains: int, rng: np.random.Generator) -> np.ndarray:
+    """A (chains, d, d) with A A^T ~ Wishart(I_d, dof): chi on the diagonal, N(0, 1) below (Bartlett).
 
-    For dof < dim the Wishart matrix is singular and has no Bartlett factor; then a square root
-    Z^T with Z a (dof x d) standard normal matrix is returned instead (shape (chains, d, dof)).
+    ``dof`` is one integer or one per chain. For dof < d the Wishart matrix is singular; A is then
+    the lower-trapezoidal factor of the same law (the R of a QR of a dof x d normal matrix,
+    transposed): chi_{dof - i} on the first dof diagonal entries and zero columns from dof on.
     """
-    if dof < dim:
-        return np.swapaxes(rng.standard_normal((chains, dof, dim)), 1, 2)
+    dof = np.broadcast_to(np.asarray(dof), (chains,))
     a = np.tril(rng.standard_normal((chains, dim, dim)), k=-1)
-    chi = np.sqrt(rng.chisquare(dof - np.arange(dim), size=(chains, dim)))
-    a[:, np.arange(dim), np.arange(dim)] = chi
-    return a
+    i = np.arange(dim)
+    keep = i < dof[:, None]  # (chains, d): columns that exist
+    a[:, i, i] = np.sqrt(rng.chisquare(np.where(keep, dof[:, None] - i, 1)))
+    return a * keep[:, None, :]
 
 
 @dataclass(frozen=True)
@@ -232,21 +233,18 @@ class SampleStats:
         return scale * self.factor @ np.swapaxes(self.factor, 1, 2)
 
 
-def draw_stats(
-    model: GaussianFits, n: int, rng: np.random.Generator, bias: float = 1.0
-) -> SampleStats:
+def draw_stats(model: GaussianFits, n, rng: np.random.Generator, bias=1.0) -> SampleStats:
     """Sufficient statistics of ``n`` samples drawn from N(mean, bias * cov), exactly.
 
     ``bias`` is MAD's lambda: sampling from a shrunk covariance, as truncation or guidance do.
+    ``n`` and ``bias`` are scalars or one value per chain (a batch of different loops).
     """
     chains, d = model.mean.shape
-    half_log_bias = 0.5 * np.log(bias)
     z = rng.standard_normal((chains, d, 1))
-    mean = (
-        model.mean + np.sqrt(bias / n) * np.exp(model.log_scale)[:, None] * (model.chol @ z)[..., 0]
-    )
-    factor = model.chol @ bartlett_factor(n - 1, d, chains, rng)
-    return SampleStats(n, mean, factor, model.log_scale + half_log_bias)
+    step = (np.sqrt(bias / np.asarray(n)) * np.exp(model.log_scale))[:, None]
+    mean = model.mean + step * (model.chol @ z)[..., 0]
+    factor = model.chol @ bartlett_factor(np.asarray(n) - 1, d, chains, rng)
+    return SampleStats(n, mean, factor, model.log_scale + 0.5 * np.log(bias))
 
 
 def draw_points(
@@ -271,24 +269,26 @@ def fit(parts: list[SampleStats]) -> GaussianFits:
 
     A single batch needs no factorisation: its Cholesky factor follows from the scatter factor's
     QR decomposition (or directly, for a Bartlett factor, which is already lower triangular).
+    Counts may be scalars or one per chain; a batch of count 0 adds nothing.
     """
-    total = sum(p.count for p in parts)
+    total = sum(np.asarray(p.count) for p in parts)
     dim = parts[0].mean.shape[1]
-    if total < dim + 1:
+    if np.any(total < dim + 1):
         raise ValueError(
             f"a fit needs at least dim + 1 = {dim + 1} samples in total (a non-singular covariance),"
-            f" got {total}"
+            f" got {np.min(total)}"
         )
     if len(parts) == 1:
         p = parts[0]
         chol = _lower_factor(p.factor)
         return GaussianFits(p.mean, chol, p.log_scale - 0.5 * np.log(total - 1)).renormalised()
-    mean = sum(p.count * p.mean for p in parts) / total
+    counts = [np.asarray(p.count, dtype=float) for p in parts]
+    mean = sum(c[..., None] * p.mean for c, p in zip(counts, parts, strict=True)) / total[..., None]
     scatter = sum(p.scatter for p in parts)
-    for p in parts:
+    for c, p in zip(counts, parts, strict=True):
         diff = p.mean - mean
-        scatter = scatter + p.count * diff[:, :, None] * diff[:, None, :]
-    return GaussianFits.from_cov(mean, scatter / (total - 1)).renormalised()
+        scatter = scatter + c[..., None, None] * diff[:, :, None] * diff[:, None, :]
+    return GaussianFits.from_cov(mean, scatter / (total[..., None, None] - 1)).renormalised()
 
 
 def _lower_factor(factor: np.ndarray) -> np.ndarray:
