@@ -26,7 +26,7 @@ help:
 	@echo "make figures [PROFILE=ci|cpu|gpu] [NOTEBOOKS='01 02']  run notebooks headless, rebuild figures/"
 	@echo "make test       lint, notebooks without outputs, unit tests, every notebook at profile ci"
 	@echo "make lab        JupyterLab on notebooks/ with the project's kernel"
-	@echo "make bench      timings (Gaussian sampler, feature network, image metrics)"
+	@echo "make bench      timings (Gaussian samplers and maps, feature network, metrics, models)"
 	@echo "make strip      remove outputs from committed notebooks"
 
 install: $(STAMP)
@@ -73,6 +73,7 @@ bench: install
 	$(PY) benchmarks/bench_stylegan2.py
 	$(PY) benchmarks/bench_text.py
 	$(PY) benchmarks/bench_rectified_flow.py
+	$(PY) benchmarks/bench_fresh.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

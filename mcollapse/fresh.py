@@ -107,7 +107,8 @@ def stationary_distance(
     over ``evaluations`` generations spread across ``window`` more. The chains are independent, so
     ``se`` is the standard error across chains of their time averages. Cells are sorted by memory
     and run in chunks of ``chunk_cells`` (each chunk as long as its slowest cell needs, with its own
-    seed), spread over ``n_jobs`` processes: the numbers do not depend on ``n_jobs``.
+    seed), spread over ``n_jobs`` processes: the numbers do not depend on ``n_jobs``. ``seed`` is
+    an int or a numpy SeedSequence.
 
     Returns ``mean``, ``se`` and ``generations`` (run per cell), each of the grid's shape.
     """
@@ -117,14 +118,16 @@ def stationary_distance(
     nr, ns, lam = (v.ravel() for v in (nr, ns, lam))
     _check_cells(d, nr, ns, lam)
     c = check_int("chains", chains, minimum=2)
-    check_int("seed", seed, minimum=0)
+    if not isinstance(seed, np.random.SeedSequence):
+        seed = np.random.SeedSequence([check_int("seed", seed, minimum=0), d, c])
     settle = check_positive("settle", settle)
     window = check_positive("window", window)
     evaluations = check_int("evaluations", evaluations, minimum=1)
     chunk_cells = check_int("chunk_cells", chunk_cells, minimum=1)
     order = np.argsort(memory(nr, ns), kind="stable")
     chunks = [order[i : i + chunk_cells] for i in range(0, len(order), chunk_cells)]
-    streams = np.random.SeedSequence([seed, d, c]).spawn(len(chunks))
+    fresh_copy = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key)  # spawn mutates
+    streams = fresh_copy.spawn(len(chunks))
     jobs = (
         delayed(_stationary_chunk)(d, nr[k], ns[k], lam[k], c, s, settle, window, evaluations)
         for k, s in zip(chunks, streams, strict=True)

@@ -135,6 +135,36 @@ def metric_by_generation(ax, records, metric: str, series: str, table=None, pane
     ax.xaxis.get_major_locator().set_params(integer=True)
 
 
+def ratio_map(ax, x, y, ratio, xlabel: str, ylabel: str, table=None, panel="", log_x=True,
+              log_y=True, limits=(0.1, 10.0)):  # fmt: skip
+    """A heat map of a ratio (e.g. n_e / n_r) on a diverging log colour scale centred on 1, with
+    the ratio = 1 contour drawn: where it sits is the boundary the map is about. Returns the image.
+
+    ``ratio`` has shape (len(y), len(x)); values beyond ``limits`` take the end colours.
+    """
+    from matplotlib.colors import LogNorm
+
+    x, y, ratio = np.asarray(x, float), np.asarray(y, float), np.asarray(ratio, float)
+    if ratio.shape != (len(y), len(x)):
+        raise ValueError(
+            f"ratio must have shape (len(y), len(x)) = {(len(y), len(x))}, got {ratio.shape}"
+        )
+    norm = LogNorm(*limits, clip=True)
+    image = ax.pcolormesh(x, y, ratio, shading="nearest", cmap="RdBu", norm=norm)
+    if (ratio > 1).any() and (ratio < 1).any() and min(ratio.shape) > 1:
+        contour = ax.contour(x, y, ratio, levels=[1.0], colors="black", linewidths=1.5)
+        ax.clabel(contour, fmt={1.0: "1"}, fontsize=8)
+    ax.set_xscale("log" if log_x else "linear")
+    ax.set_yscale("log" if log_y else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+    if table is not None:
+        for i, yi in enumerate(y):
+            _record(table, panel, f"{ylabel}={yi:g}", x, ratio[i])
+    return image
+
+
 def save_figure(fig, name: str, table=None, directory=None) -> dict[str, Path]:
     """Write ``name``.png and ``name``.pdf (and ``name``.csv from ``table``) into ``directory``.
 

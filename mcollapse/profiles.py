@@ -193,6 +193,146 @@ _TABLES: dict[str, dict[str, dict]] = {
             "grid": 40,
         },
     },
+    "04": {
+        "ci": {
+            "curves": {
+                "dim": 10,
+                "n_real": 10,
+                "n_synthetic": 90,
+                "n_initial": [5, 100],
+                "biases": [1.0, 0.8],
+                "generations": 12,
+                "chains": 40,
+            },
+            "maps": {
+                "dim": 3,
+                "points": 3,
+                "biases": [0.7, 1.0],
+                "bias_grid": [0.7, 1.0],
+                "rows": [100, 1000],
+                "chains": 8,
+                "reference_chains": 400,
+            },
+            "images": {
+                "dataset": "digits",
+                "generations": 2,
+                "n_real": 100,
+                "n_synthetic": 100,
+                "n_initial": [50, 1297],
+                "n_metric": 100,
+            },
+            "toy": {
+                "name": "moons",
+                "generations": 2,
+                "n_real": 200,
+                "n_synthetic": 200,
+                "n_initial": [50, 1000],
+                "n_test": 300,
+                "flow": {
+                    "hidden": 32,
+                    "layers": 2,
+                    "steps": 100,
+                    "batch_size": 128,
+                    "lr": 2e-3,
+                    "sample_steps": 8,
+                },
+            },
+            "grid": 16,
+        },
+        "cpu": {
+            # MAD's Gaussian setting: d = 100, n_r = 100, n_s = 900, n_ini in {100, 1000}
+            "curves": {
+                "dim": 100,
+                "n_real": 100,
+                "n_synthetic": 900,
+                "n_initial": [100, 1000],
+                "biases": [1.0, 0.8],
+                "generations": 50,
+                "chains": 200,
+            },
+            # the maps run at d = 10 (d = 100 would take hours on 2 cores; see the text)
+            "maps": {
+                "dim": 10,
+                "points": 13,
+                "biases": [0.7, 0.85, 1.0],
+                "bias_grid": [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0],
+                "rows": [100, 250, 1000],
+                "chains": 64,
+                "reference_chains": 4000,
+            },
+            # MAD: MNIST, n_r = n_s = 2k, n_ini in {2k, 3k}, 15 generations
+            "images": {
+                "dataset": "digits",
+                "generations": 6,
+                "n_real": 500,
+                "n_synthetic": 500,
+                "n_initial": [100, 1297],
+                "n_metric": 500,
+            },
+            "toy": {
+                "name": "moons",
+                "generations": 10,
+                "n_real": 500,
+                "n_synthetic": 500,
+                "n_initial": [50, 2000],
+                "n_test": 1000,
+                "flow": {
+                    "hidden": 64,
+                    "layers": 3,
+                    "steps": 1500,
+                    "batch_size": 256,
+                    "lr": 2e-3,
+                    "sample_steps": 50,
+                },
+            },
+            "grid": 20,
+        },
+        "gpu": {
+            "curves": {
+                "dim": 100,
+                "n_real": 100,
+                "n_synthetic": 900,
+                "n_initial": [100, 1000],
+                "biases": [1.0, 0.8],
+                "generations": 80,
+                "chains": 1000,
+            },
+            "maps": {
+                "dim": 20,
+                "points": 17,
+                "biases": [0.7, 0.85, 1.0],
+                "bias_grid": [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0],
+                "rows": [100, 250, 1000],
+                "chains": 128,
+                "reference_chains": 20000,
+            },
+            "images": {
+                "dataset": "mnist",
+                "generations": 10,
+                "n_real": 2000,
+                "n_synthetic": 2000,
+                "n_initial": [2000, 3000],
+                "n_metric": 2000,
+            },
+            "toy": {
+                "name": "moons",
+                "generations": 20,
+                "n_real": 1000,
+                "n_synthetic": 1000,
+                "n_initial": [50, 5000],
+                "n_test": 2000,
+                "flow": {
+                    "hidden": 128,
+                    "layers": 3,
+                    "steps": 4000,
+                    "batch_size": 256,
+                    "lr": 2e-3,
+                    "sample_steps": 100,
+                },
+            },
+            "grid": 40,
+        },
+    },
     "05": {
         "ci": {
             "toy": "moons",
@@ -417,6 +557,9 @@ _TABLES: dict[str, dict[str, dict]] = {
         },
     },
 }
+
+for _profile in PROFILES:  # notebook 04's image loop uses notebook 03's DDPM, size for size
+    _TABLES["04"][_profile]["images"]["ddpm"] = _TABLES["03"][_profile]["ddpm"]
 
 
 def notebook_key(notebook: str) -> str:

@@ -96,3 +96,18 @@ def test_metric_by_generation_draws_one_line_per_series_in_generation_order():
     with pytest.raises(ValueError, match="metric must be one of"):
         plotting.metric_by_generation(ax, records, "precision", "bias")
     plt.close(fig)
+
+
+def test_ratio_map_draws_the_ratio_one_contour_and_records_every_cell():
+    fig, ax = plt.subplots()
+    x, y = np.array([100, 1000, 10000]), np.array([0.5, 1.0])
+    ratio = np.array([[1.5, 0.8, 0.2], [1.2, 1.1, 1.05]])
+    table = []
+    image = plotting.ratio_map(ax, x, y, ratio, "n_s", "lambda", table, "p", log_y=False)
+    assert image.norm(1.0) == pytest.approx(0.5)  # 1 sits mid-scale: blue above, red below
+    assert len(ax.collections) >= 2  # the mesh and the contour at ratio 1
+    assert len(table) == ratio.size and {r["series"] for r in table} == {"lambda=0.5", "lambda=1"}
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    with pytest.raises(ValueError, match="ratio must have shape"):
+        plotting.ratio_map(ax, x, y, ratio.T, "n_s", "lambda")
+    plt.close(fig)
