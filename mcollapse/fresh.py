@@ -246,25 +246,30 @@ def effective_sample_size(distance, reference: dict, se=None) -> dict:
     }
 
 
-def admissible_boundary(n_synthetic, ratio) -> np.ndarray:
-    """Per row of ``ratio`` (n_e / n_r over the columns ``n_synthetic``), the n_s at which it first
-    falls below 1, interpolated in log n_s; NaN where it never does, 0 where it is below 1 already
-    at the smallest n_s > 0. Columns with n_s = 0 are skipped: there n_e = n_r by definition.
+def admissible_boundary(n_synthetic, ratio, high=None) -> np.ndarray:
+    """Per row of ``ratio`` (n_e / n_r over the columns ``n_synthetic``), the n_s above which
+    synthetic data hurts: where the ratio crosses 1, interpolated in log n_s. NaN where it never
+    does, 0 where it hurts already at the smallest n_s > 0.
+
+    With ``high`` (the ratio's upper band, same shape) a column hurts only if even ``high`` < 1, so
+    Monte-Carlo noise around 1 (where n_s << n_r and the synthetic data hardly matters) is not
+    read as a boundary. Columns with n_s = 0 are skipped: there n_e = n_r by definition.
     """
     ns = np.asarray(n_synthetic, dtype=float)
     ratio = np.atleast_2d(np.asarray(ratio, dtype=float))
+    high = ratio if high is None else np.atleast_2d(np.asarray(high, dtype=float))
     keep = ns > 0
-    ns, ratio = ns[keep], ratio[:, keep]
+    ns, ratio, high = ns[keep], ratio[:, keep], high[:, keep]
     out = np.full(len(ratio), np.nan)
-    for i, row in enumerate(ratio):
-        below = np.flatnonzero(row < 1)
-        if below.size == 0:
+    for i, (row, upper) in enumerate(zip(ratio, high, strict=True)):
+        hurts = np.flatnonzero(upper < 1)
+        if hurts.size == 0:
             continue
-        j = below[0]
+        j = hurts[0]
         if j == 0:
             out[i] = 0.0
             continue
         lo, hi = np.log(ns[j - 1]), np.log(ns[j])
-        frac = (row[j - 1] - 1) / (row[j - 1] - row[j])
+        frac = np.clip((row[j - 1] - 1) / (row[j - 1] - row[j]), 0.0, 1.0)
         out[i] = math.exp(lo + frac * (hi - lo))
     return out

@@ -216,6 +216,7 @@ _TABLES: dict[str, dict[str, dict]] = {
             "images": {
                 "dataset": "digits",
                 "generations": 2,
+                "generations_fully_synthetic": 2,
                 "n_real": 100,
                 "n_synthetic": 100,
                 "n_initial": [50, 1297],
@@ -263,7 +264,8 @@ _TABLES: dict[str, dict[str, dict]] = {
             # MAD: MNIST, n_r = n_s = 2k, n_ini in {2k, 3k}, 15 generations
             "images": {
                 "dataset": "digits",
-                "generations": 6,
+                "generations": 10,  # the fresh loops settle after about 6
+                "generations_fully_synthetic": 6,
                 "n_real": 500,
                 "n_synthetic": 500,
                 "n_initial": [100, 1297],
@@ -279,7 +281,7 @@ _TABLES: dict[str, dict[str, dict]] = {
                 "flow": {
                     "hidden": 64,
                     "layers": 3,
-                    "steps": 1500,
+                    "steps": 3000,
                     "batch_size": 256,
                     "lr": 2e-3,
                     "sample_steps": 50,
@@ -308,7 +310,8 @@ _TABLES: dict[str, dict[str, dict]] = {
             },
             "images": {
                 "dataset": "mnist",
-                "generations": 10,
+                "generations": 15,
+                "generations_fully_synthetic": 8,
                 "n_real": 2000,
                 "n_synthetic": 2000,
                 "n_initial": [2000, 3000],
@@ -324,7 +327,7 @@ _TABLES: dict[str, dict[str, dict]] = {
                 "flow": {
                     "hidden": 128,
                     "layers": 3,
-                    "steps": 4000,
+                    "steps": 6000,
                     "batch_size": 256,
                     "lr": 2e-3,
                     "sample_steps": 100,

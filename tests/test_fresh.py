@@ -170,6 +170,11 @@ def test_admissible_boundary_interpolates_in_log_n_synthetic():
     b = F.admissible_boundary(ns, ratio)
     np.testing.assert_allclose(b[0], 100 * 10 ** (0.2 / 0.4))
     assert np.isnan(b[1]) and b[2] == 0.0
+    # a dip below 1 that is within noise (upper band above 1) is not a boundary
+    noisy = np.array([[1.0, 0.98, 1.1, 0.3]])
+    assert F.admissible_boundary(ns, noisy)[0] == 0.0
+    b = F.admissible_boundary(ns, noisy, high=noisy + 0.05)
+    np.testing.assert_allclose(b[0], 1000 * 10 ** (0.1 / 0.8))
 
 
 @pytest.mark.parametrize(
