@@ -31,14 +31,25 @@ def main() -> None:
     print("\n" + " ".join(f"{h:>14}" for h in head))
     for resolution in (8, 16, 32):
         cfg = Config(
-            resolution=resolution, channels=P["channels"], z_dim=P["z_dim"], w_dim=P["z_dim"]
+            resolution=resolution,
+            channels=P["channels"],
+            z_dim=P["z_dim"],
+            w_dim=P["z_dim"],
+            mapping_lr_mul=P.get("mapping_lr_mul", 0.01),
         )
         x = torch.rand(256, 1, resolution, resolution, generator=torch.Generator().manual_seed(0))
         x, y = x * 2 - 1, torch.zeros(256, dtype=torch.int64)
         warm = StyleGAN2(cfg, Training(steps=3, batch=P["batch"]))
         warm.fit(x, y, torch.Generator().manual_seed(0))
         steps = 40
-        model = StyleGAN2(cfg, Training(steps=steps, batch=P["batch"], gamma=P["gamma"]))
+        training = Training(
+            steps=steps,
+            batch=P["batch"],
+            lr=P["lr"],
+            gamma=P["gamma"],
+            augment=P.get("augment", "none"),  # the discriminator's augmentation costs time too
+        )
+        model = StyleGAN2(cfg, training)
         start = time.perf_counter()
         model.fit(x, y, torch.Generator().manual_seed(1))
         step = (time.perf_counter() - start) / steps

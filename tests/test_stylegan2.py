@@ -214,3 +214,57 @@ def test_bad_parameters_name_themselves():
         model.fit(torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.int64), gen(0))
     with pytest.raises(ValueError, match="noise"):
         model.G(torch.zeros(2, 16), generator=gen(0), noise="none")
+
+
+def test_augmentation_is_differentiable_and_alike_for_equal_generators():
+    x = torch.rand(6, 1, 8, 8, generator=gen(0)) * 2 - 1
+    kinds = S.parse_augment("translation,color,cutout")
+    a = S.diff_augment(x, kinds, gen(1))
+    assert a.shape == x.shape
+    torch.testing.assert_close(S.diff_augment(x, kinds, gen(1)), a, rtol=0, atol=0)
+    assert not torch.equal(S.diff_augment(x, kinds, gen(2)), a)
+    # translation moves a one-hot pixel by at most 1 px at 8 px, every way, filling with -1
+    one_hot = torch.full((64, 1, 8, 8), -1.0)
+    one_hot[:, 0, 3, 4] = 1.0
+    moved = S.diff_augment(one_hot, ("translation",), gen(3))
+    assert moved.min() == -1 and moved.max() == 1  # range kept, background filled with -1
+    assert ((moved == 1).sum(dim=(1, 2, 3)) == 1).all()
+    pos = (moved[:, 0] == 1).nonzero()[:, 1:]
+    shift = pos - torch.tensor([3, 4])
+    assert shift.abs().max() == 1 and len({tuple(s) for s in shift.tolist()}) == 9  # all 3 x 3
+    # gradients flow to the input through every transform
+    x.requires_grad_(True)
+    S.diff_augment(x, kinds, gen(4)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # cutout zeroes a res/2 square (16 pixels when it lies inside the image)
+    cut = S.diff_augment(torch.ones(200, 1, 8, 8), ("cutout",), gen(5))
+    holes = (cut == 0).sum(dim=(1, 2, 3))
+    assert holes.max() == 16 and holes.min() >= 4
+
+
+def test_augmentation_option():
+    assert S.parse_augment("none") == ()
+    assert S.parse_augment("translation, color") == ("translation", "color")
+    for bad in ("flip", "translation,translation", "", None):
+        with pytest.raises(ValueError, match="augment"):
+            S.Training(augment=bad)
+    x = torch.rand(16, 1, 8, 8, generator=gen(0)) * 2 - 1
+    y = torch.zeros(16, dtype=torch.int64)
+    plain, augmented = small(steps=3), small(steps=3, augment="translation,color")
+    plain.fit(x, y, gen(1))
+    augmented.fit(x, y, gen(1))
+    assert not torch.equal(plain.sample(4, 1.0, gen(2))[0], augmented.sample(4, 1.0, gen(2))[0])
+    assert plain.settings()["training"]["augment"] == "none"
+
+
+def test_mapping_lr_mul_changes_the_learning_rate_not_the_initial_function():
+    z = torch.randn(5, 16, generator=gen(0))
+    out = {}
+    for mul in (0.01, 0.1):
+        cfg = S.Config(z_dim=16, w_dim=16, channels=16, mapping_lr_mul=mul)
+        G = S.init_weights(S.Generator(cfg), gen(1))
+        assert all(layer.lr_mul == mul for layer in G.mapping.layers)
+        out[mul] = G.mapping(z)
+    torch.testing.assert_close(out[0.01], out[0.1], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="mapping_lr_mul"):
+        S.Config(mapping_lr_mul=0)

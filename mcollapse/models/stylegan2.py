@@ -11,6 +11,14 @@ by 1 / sqrt(fan_in) at run time). The discriminator downsamples with the paper's
 FIR filter; the generator upsamples by bilinear interpolation, which is that filter's upsampling
 away from the image border and several times faster on a CPU.
 
+Optional (``Training.augment``, off by default): differentiable augmentation of every image the
+discriminator sees, real and fake alike (DiffAugment, Zhao et al. 2020; the point StyleGAN2-ADA
+makes too: with ~1k images the discriminator overfits). On the 1,297 8x8 digits at 1,500 steps
+of batch 32, generation-1 FID at n = 1,000 (mean of 3 seeds): 15.1 as the cpu profile had it
+(lr 0.0025), 7.7 at lr 0.01, 5.2 at lr 0.02 with ``augment="color"`` (9.7 without, one seed);
+translation (at lr 0.0025 and 0.01) and cutout (at 0.0025) hurt (FID 15-35): the short run is
+undertrained rather than overfitted, and the colour jitter mostly steadies a larger learning rate.
+
 Left out, as the CIFAR preset leaves them out: path-length regularisation and style mixing. The R1
 weight defaults to the paper's heuristic 0.0002 res^2 / batch; on small data sets a larger one keeps
 the discriminator from overfitting (notebook 02 uses 1). Plain
@@ -31,6 +39,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_bias, check_int, check_positive
+
+AUGMENTS = ("translation", "color", "cutout")
 
 RESOLUTIONS = (8, 16, 32)
 SQRT2 = math.sqrt(2.0)
@@ -180,7 +190,8 @@ class ToRGB(nn.Module):
 @dataclass(frozen=True)
 class Config:
     """Architecture sizes. ``channels`` is the width at every resolution (capped, as in the CIFAR
-    preset, whose feature maps are 512 at every resolution)."""
+    preset, whose feature maps are 512 at every resolution). ``mapping_lr_mul`` scales the mapping
+    network's learning rate (and its initial weights by its inverse, the equalised learning rate)."""
 
     resolution: int = 8
     image_channels: int = 1
@@ -189,6 +200,7 @@ class Config:
     mapping_layers: int = 2
     channels: int = 64
     mbstd_group: int = 4
+    mapping_lr_mul: float = 0.01
 
     def __post_init__(self):
         if self.resolution not in RESOLUTIONS:
@@ -196,15 +208,17 @@ class Config:
         check_int("image_channels", self.image_channels, minimum=1)
         for name in ("z_dim", "w_dim", "mapping_layers", "channels", "mbstd_group"):
             check_int(name, getattr(self, name), minimum=1)
+        check_positive("mapping_lr_mul", self.mapping_lr_mul)
 
 
 class Mapping(nn.Module):
-    """z -> normalise (pixel norm) -> ``mapping_layers`` dense layers at lr x 0.01 -> w."""
+    """z -> normalise (pixel norm) -> ``mapping_layers`` dense layers at lr x ``mapping_lr_mul``
+    (the paper's 0.01) -> w."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         dims = [cfg.z_dim] + [cfg.w_dim] * cfg.mapping_layers
-        self.layers = nn.Sequential(*[Dense(a, b, lr_mul=0.01, activate=True)
+        self.layers = nn.Sequential(*[Dense(a, b, lr_mul=cfg.mapping_lr_mul, activate=True)
                                       for a, b in zip(dims[:-1], dims[1:], strict=True)])  # fmt: skip
 
     def forward(self, z):
@@ -301,6 +315,72 @@ def minibatch_stddev(x, group_size=4):
 
 
 # --------------------------------------------------------------------------------------------
+# Differentiable augmentation (Zhao et al. 2020, "DiffAugment", arXiv 2006.10738)
+# --------------------------------------------------------------------------------------------
+
+
+def parse_augment(augment: str) -> tuple[str, ...]:
+    """``"none"`` or a comma-separated subset of ``AUGMENTS`` -> the tuple of transforms, in the
+    order given."""
+    if not isinstance(augment, str):
+        raise ValueError(f"augment must be a string, got {augment!r}")
+    if augment == "none":
+        return ()
+    kinds = tuple(k.strip() for k in augment.split(","))
+    if not kinds or any(k not in AUGMENTS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(
+            f"augment must be 'none' or a comma-separated subset of {', '.join(AUGMENTS)}; "
+            f"got {augment!r}"
+        )
+    return kinds
+
+
+def diff_augment(x: torch.Tensor, kinds, generator: torch.Generator) -> torch.Tensor:
+    """Random transforms that gradients flow through, one draw per image, all from
+    ``generator`` (two calls with generators in the same state transform alike).
+
+    ``translation``: shift by an integer in [-res/8, res/8] pixels on each axis (1 px at 8 px),
+    filling with -1 (the background); ``color``: brightness + U(-0.5, 0.5), saturation x U(0, 2),
+    contrast x U(0.5, 1.5), as DiffAugment's colour policy (saturation does nothing to one channel); ``cutout``: a res/2 square at a random
+    place set to 0. The discriminator sees real and fake images through the same kind of random
+    transform, so it cannot memorise a few real images, while the generator still learns the
+    untransformed distribution, since every transform is applied to both sides and none is a
+    flip or rotation that would change what a digit is."""
+    n, c, h, w = x.shape
+    dev = x.device
+
+    def uniform(*shape):
+        return torch.rand(*shape, generator=generator, device=generator.device).to(dev, x.dtype)
+
+    for kind in kinds:
+        if kind == "color":
+            x = x + (uniform(n, 1, 1, 1) - 0.5)
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) * (uniform(n, 1, 1, 1) * 2) + mean
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * (uniform(n, 1, 1, 1) + 0.5) + mean
+        elif kind == "translation":
+            s = max(1, int(h / 8 + 0.5))
+            shift = torch.randint(-s, s + 1, (2, n, 1, 1), generator=generator,
+                                  device=generator.device).to(dev)  # fmt: skip
+            padded = F.pad(x, [s] * 4, value=-1.0).permute(0, 2, 3, 1)  # (N, H + 2s, W + 2s, C)
+            rows = torch.arange(h, device=dev)[None, :, None] + s - shift[0]  # (N, H, 1)
+            cols = torch.arange(w, device=dev)[None, None, :] + s - shift[1]  # (N, 1, W)
+            x = padded[torch.arange(n, device=dev)[:, None, None], rows, cols].permute(0, 3, 1, 2)
+        else:  # cutout
+            size = h // 2, w // 2
+            off_y = torch.randint(0, h + 1 - size[0] % 2, (n, 1, 1), generator=generator,
+                                  device=generator.device).to(dev)  # fmt: skip
+            off_x = torch.randint(0, w + 1 - size[1] % 2, (n, 1, 1), generator=generator,
+                                  device=generator.device).to(dev)  # fmt: skip
+            ys = torch.arange(h, device=dev)[None, :, None] - off_y + size[0] // 2
+            xs = torch.arange(w, device=dev)[None, None, :] - off_x + size[1] // 2
+            keep = ~(((ys >= 0) & (ys < size[0])) & ((xs >= 0) & (xs < size[1])))
+            x = x * keep[:, None].to(x.dtype)
+    return x
+
+
+# --------------------------------------------------------------------------------------------
 # Losses
 # --------------------------------------------------------------------------------------------
 
@@ -335,7 +415,9 @@ def r1_penalty(discriminator, real, gamma):
 class Training:
     """Training settings (DESIGN.md section 3/02). ``gamma=None`` takes the paper's heuristic
     0.0002 * resolution^2 / batch. The generator EMA's half-life is ``ema_images`` images, but at
-    most ``ema_ramp`` times the images seen so far (StyleGAN2-ADA's ramp-up)."""
+    most ``ema_ramp`` times the images seen so far (StyleGAN2-ADA's ramp-up). ``augment`` is
+    ``"none"`` or a comma-separated subset of ``AUGMENTS`` (see ``diff_augment``), applied to
+    real and fake images before the discriminator in both losses and in R1."""
 
     steps: int = 2000
     batch: int = 64
@@ -345,6 +427,7 @@ class Training:
     r1_every: int = 16
     ema_images: float = 10_000.0
     ema_ramp: float | None = 0.05
+    augment: str = "none"
 
     def __post_init__(self):
         check_int("steps", self.steps, minimum=1)
@@ -360,6 +443,7 @@ class Training:
         check_positive("ema_images", self.ema_images)
         if self.ema_ramp is not None:
             check_positive("ema_ramp", self.ema_ramp)
+        parse_augment(self.augment)
 
     def r1_gamma(self, resolution: int) -> float:
         return 0.0002 * resolution**2 / self.batch if self.gamma is None else self.gamma
@@ -406,6 +490,12 @@ class StyleGAN2:
         g_init = torch.Generator().manual_seed(seed)
         g_data = torch.Generator().manual_seed(seed + 1)
         g_noise = torch.Generator(self.device).manual_seed(seed + 2)
+        g_aug = torch.Generator(self.device).manual_seed(seed + 3)
+        kinds = parse_augment(tr.augment)
+
+        def aug(images):  # what the discriminator sees: real and fake alike
+            return diff_augment(images, kinds, g_aug) if kinds else images
+
         self.G, self.D = self._build(g_init)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         data = x.detach().float().to(self.device)
@@ -422,14 +512,14 @@ class StyleGAN2:
         for step in bar:
             if pos + batch > n:
                 order, pos = torch.randperm(n, generator=g_data), 0
-            real = data[order[pos : pos + batch].to(self.device)]
+            real = aug(data[order[pos : pos + batch].to(self.device)])
             pos += batch
 
             # discriminator: logistic loss, plus R1 every r1_every steps (scaled by the interval)
             z = torch.randn(batch, cfg.z_dim, generator=g_noise, device=self.device)
             with torch.no_grad():
                 fake = self.G(z, generator=g_noise)
-            loss_d = d_logistic_loss(self.D(real), self.D(fake))
+            loss_d = d_logistic_loss(self.D(real), self.D(aug(fake)))
             if gamma > 0 and step % tr.r1_every == 0:
                 loss_d = loss_d + r1_penalty(self.D, real, gamma) * tr.r1_every
             opt_d.zero_grad(set_to_none=True)
@@ -439,7 +529,8 @@ class StyleGAN2:
             # generator: non-saturating loss; track the mean w for truncation
             z = torch.randn(batch, cfg.z_dim, generator=g_noise, device=self.device)
             self.D.requires_grad_(False)
-            loss_g = g_nonsaturating_loss(self.D(self.G(z, generator=g_noise, track_w_avg=True)))
+            fake = self.G(z, generator=g_noise, track_w_avg=True)
+            loss_g = g_nonsaturating_loss(self.D(aug(fake)))
             self.D.requires_grad_(True)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
