@@ -14,8 +14,9 @@ away from the image border and several times faster on a CPU.
 Optional (``Training.augment``, off by default): differentiable augmentation of every image the
 discriminator sees, real and fake alike (DiffAugment, Zhao et al. 2020; the point StyleGAN2-ADA
 makes too: with ~1k images the discriminator overfits). On the 1,297 8x8 digits at 1,500 steps
-of batch 32, generation-1 FID at n = 1,000 (mean of 3 seeds): 15.1 as the cpu profile had it
-(lr 0.0025), 7.7 at lr 0.01, 5.2 at lr 0.02 with ``augment="color"`` (9.7 without, one seed);
+of batch 32, generation-1 FID at n = 1,000 (mean over seeds): 15.3 as the cpu profile had it
+(lr 0.0025, 4 seeds), 7.7 at lr 0.01 (3), 5.2 at lr 0.02 with ``augment="color"`` (4; 9.7
+without, 1);
 translation (at lr 0.0025 and 0.01) and cutout (at 0.0025) hurt (FID 15-35): the short run is
 undertrained rather than overfitted, and the colour jitter mostly steadies a larger learning rate.
 
