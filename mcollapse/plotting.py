@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 import matplotlib as mpl
@@ -165,25 +169,97 @@ def ratio_map(ax, x, y, ratio, xlabel: str, ylabel: str, table=None, panel="", l
     return image
 
 
-def save_figure(fig, name: str, table=None, directory=None) -> dict[str, Path]:
+def save_figure(
+    fig, name: str, table=None, directory=None, *, profile=None, seeds=None
+) -> dict[str, Path]:
     """Write ``name``.png and ``name``.pdf (and ``name``.csv from ``table``) into ``directory``.
 
     ``table`` holds the numbers the figure plots: a mapping of equal-length columns, or the tidy
     rows that ``mean_band`` / ``quantile_band`` / ``line`` collect. Files are
     written atomically, so an interrupted run never leaves a half-written figure behind.
+
+    So that a figure can be cited and traced, every file carries its provenance (``_provenance``):
+    a PNG text chunk ``mcollapse``, the PDF's ``Subject``, and ``name``.csv.meta.json beside the
+    CSV. ``profile`` and ``seeds`` default to the calling notebook's ``profile`` and ``seed``
+    parameters, and the profile otherwise to what ``directory`` implies.
     """
     directory = Path(directory) if directory is not None else paths.FIGURES
     directory.mkdir(parents=True, exist_ok=True)
+    caller = sys._getframe(1).f_globals
+    stamp = json.dumps(_provenance(name, directory, profile, seeds, caller), sort_keys=True)
     out = {
-        "png": _atomic(directory / f"{name}.png", lambda p: fig.savefig(p, format="png")),
+        "png": _atomic(
+            directory / f"{name}.png",
+            lambda p: fig.savefig(p, format="png", metadata={"Title": name, "mcollapse": stamp}),
+        ),
         "pdf": _atomic(
             directory / f"{name}.pdf",
-            lambda p: fig.savefig(p, format="pdf", metadata={"CreationDate": None}),
+            lambda p: fig.savefig(
+                p, format="pdf", metadata={"CreationDate": None, "Title": name, "Subject": stamp}
+            ),
         ),
     }
     if table is not None:
         out["csv"] = _atomic(directory / f"{name}.csv", lambda p: write_csv(p, table))
+        out["csv_meta"] = _atomic(
+            directory / f"{name}.csv.meta.json", lambda p: Path(p).write_text(stamp + "\n")
+        )
     return out
+
+
+def _provenance(name: str, directory=None, profile=None, seeds=None, caller=None) -> dict:
+    """What made a figure: git commit, profile, seeds and the versions of the numeric libraries.
+
+    Unknown values are recorded as "unknown" rather than guessed. ``caller`` is the namespace of
+    the code saving the figure: a notebook's ``profile`` and ``seed`` parameters live there.
+    """
+    caller = caller or {}
+    if profile is None:
+        profile = caller.get("profile")
+        if profile not in ("ci", "cpu", "gpu"):
+            profile = _profile_from_directory(directory)
+    if seeds is None:
+        seed = caller.get("seed")
+        seeds = {"seed": seed} if isinstance(seed, int) else "unknown"
+    return {
+        "figure": name,
+        "commit": _git_commit(),
+        "profile": profile,
+        "seeds": seeds,
+        "versions": {
+            pkg: _version(pkg) for pkg in ("mcollapse", "torch", "numpy", "torch-fidelity")
+        },
+    }
+
+
+def _profile_from_directory(directory) -> str:
+    """``ci`` runs write under build/figures/ci; figures/ holds cpu (or gpu) runs, so say neither."""
+    if (
+        directory is not None
+        and Path(directory).resolve() == (paths.BUILD / "figures" / "ci").resolve()
+    ):
+        return "ci"
+    return "unknown"
+
+
+def _git_commit() -> str:
+    """HEAD of the checkout the package runs from, with ``-dirty`` if tracked files differ from it."""
+    if not (paths.ROOT / ".git").exists():  # an installed copy, not a checkout
+        return "unknown"
+    try:
+        run = dict(cwd=paths.ROOT, capture_output=True, text=True, timeout=30, check=True)
+        commit = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def write_csv(path, table: Mapping) -> None:
