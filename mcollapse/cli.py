@@ -1,4 +1,4 @@
-"""Command line: ``python -m mcollapse figures|prepare|gaussian ...``.
+"""Command line: ``python -m mcollapse figures|prepare|book|gaussian ...``.
 
 Bad parameters end with a one-line message and exit code 2, never a traceback.
 """
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from . import gaussian, notebooks, paths
+from . import gaussian, notebooks, paths, site
 from ._checks import check_choice
 from .profiles import PROFILES
 
@@ -48,6 +48,21 @@ def _prepare(args) -> int:
     check_choice("profile", args.profile, PROFILES)
     for nb in notebooks.find(args.notebooks):
         print(notebooks.prepare(nb, args.profile, args.out))
+    return 0
+
+
+def _book(args) -> int:
+    built = site.build(args.profile, out=args.out)
+    print(f"{len(built.pages)} notebook pages and index.html -> {built.out}")
+    if built.missing:
+        print(
+            f"not executed at profile {args.profile} (listed, no page): {', '.join(built.missing)}"
+        )
+    if built.without_figures:
+        names = ", ".join(built.without_figures)
+        print(
+            f"mcollapse: warning: no figures in {names} (run with MPLBACKEND=Agg?)", file=sys.stderr
+        )
     return 0
 
 
@@ -91,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--notebooks", nargs="*", default=None)
     prep.add_argument("--out", default=str(paths.BUILD / "nbval"))
     prep.set_defaults(handler=_prepare)
+
+    book = sub.add_parser("book", help="the static companion site from the executed notebooks")
+    book.add_argument("--profile", default="cpu", help="whose executed notebooks (default cpu)")
+    book.add_argument("--out", default=str(paths.BUILD / "site"))
+    book.set_defaults(handler=_book)
 
     gau = sub.add_parser(
         "gaussian", help="simulate MAD's Gaussian loop and print it next to theory"
