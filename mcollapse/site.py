@@ -75,7 +75,7 @@ def build(profile: str = "cpu", source=None, out=None) -> Site:
     if site.out.exists():
         shutil.rmtree(site.out)
     site.out.mkdir(parents=True)
-    shutil.copytree(_mathjax_files(), site.out / "mathjax")
+    shutil.copytree(_mathjax_files(), site.out / "mathjax", ignore=_unusable_mathjax)
 
     exporter = _exporter()
     committed = {p.name: p for p in notebooks.find()}
@@ -101,6 +101,11 @@ def build(profile: str = "cpu", source=None, out=None) -> Site:
 def _has_images(nb: dict) -> bool:
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     return any(k.startswith("image/") for o in outputs for k in o.get("data", {}))
+
+
+def _unusable_mathjax(directory: str, names: list[str]) -> list[str]:
+    """The SVG output's fonts (3 MB) come without the SVG output itself: leave them out."""
+    return ["SVG"] if Path(directory).name == "output" else []
 
 
 def _mathjax_files() -> Path:
