@@ -20,12 +20,13 @@ define pytest_strict
 	exit $$rc
 endef
 
-.PHONY: help install figures test lint check-notebooks unit nbval lab bench strip clean
+.PHONY: help install figures test lint check-notebooks unit nbval lab bench strip clean book
 
 help:
 	@echo "make figures [PROFILE=ci|cpu|gpu] [NOTEBOOKS='01 02']  run notebooks headless, rebuild figures/"
 	@echo "make test       lint, notebooks without outputs, unit tests, every notebook at profile ci"
 	@echo "make lab        JupyterLab on notebooks/ with the project's kernel"
+	@echo "make book [PROFILE=ci|cpu|gpu]  static offline site in build/site/ from the notebooks make figures ran"
 	@echo "make bench      timings (Gaussian samplers and maps, feature network, metrics, models)"
 	@echo "make strip      remove outputs from committed notebooks"
 
@@ -65,6 +66,10 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
+# The companion site: the executed notebooks of build/notebooks/$(PROFILE)/ as offline HTML pages.
+book: install
+	$(PY) -m mcollapse book --profile $(PROFILE)
+
 bench: install
 	$(PY) benchmarks/bench_gaussian.py
 	$(PY) benchmarks/bench_metrics.py
@@ -74,6 +79,7 @@ bench: install
 	$(PY) benchmarks/bench_text.py
 	$(PY) benchmarks/bench_rectified_flow.py
 	$(PY) benchmarks/bench_fresh.py
+	$(PY) benchmarks/bench_sweep.py
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

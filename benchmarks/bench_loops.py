@@ -11,8 +11,8 @@ from __future__ import annotations
 import tempfile
 import time
 
-from mcollapse import data, features, metrics
-from mcollapse.loops import LoopSpec, run_loop
+from mcollapse import data, engine, features, metrics
+from mcollapse.loops import LoopSpec
 from mcollapse.models import ClassGaussianMixture
 
 
@@ -26,13 +26,17 @@ def main() -> None:
         return {"fid": found["fid"], "recall": found["recall"], "smallest_class": shares.min()}
 
     specs = {
-        "fully synthetic": LoopSpec("fully_synthetic", 10, n_initial=1000, n_synthetic=500),
-        "fresh data": LoopSpec("fresh_data", 10, n_initial=1000, n_real=500, n_synthetic=500),
+        "fully synthetic": LoopSpec(
+            "fully_synthetic", generations=10, n_initial=1000, n_synthetic=500
+        ),
+        "fresh data": LoopSpec(
+            "fresh_data", generations=10, n_initial=1000, n_real=500, n_synthetic=500
+        ),
     }
     for name, spec in specs.items():
         with tempfile.TemporaryDirectory() as run_dir:
             start = time.perf_counter()
-            result = run_loop(
+            result = engine.run(
                 spec,
                 lambda: ClassGaussianMixture(10, reg=1e-3, clip=(-1, 1)),
                 data.source("digits"),
@@ -42,13 +46,13 @@ def main() -> None:
             )
             first = time.perf_counter() - start
             start = time.perf_counter()
-            run_loop(
+            engine.run(
                 spec, result.make_model, data.source("digits"), evaluate, run_dir, progress=False
             )
             resumed = time.perf_counter() - start
         per_stage = {
             stage: sum(g.seconds[stage] for g in result.generations) / spec.generations
-            for stage in ("compose", "train", "sample", "evaluate")
+            for stage in ("train", "sample", "evaluate")
         }
         print(
             f"\n{name}: {spec.generations} generations in {first:.2f} s; re-run from disk {resumed:.2f} s"

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from mcollapse import data
+from mcollapse import data, engine
 from mcollapse.models.rectified_flow import RectifiedFlow
-from mcollapse.reflow import ReflowSpec, run_reflows
+from mcollapse.reflow import ReflowSpec
 
 STEPS, PAIR_STEPS = 100, 16
 
@@ -49,15 +49,18 @@ def main() -> None:
         fit = _time(lambda model=model, x=x, y=y, g=g: model.fit(x, y, g))
         pairs = _time(lambda model=model, g=g: model.generate_pairs(1000, g))
         invert = _time(lambda model=model, x=x: model.invert(x[:1000]))
-        common = dict(rounds=1, n_real=n_real, train_steps=STEPS, pair_steps=PAIR_STEPS, n_eval=10)
+        common = dict(
+            generations=2, n_real=n_real, train_steps=STEPS, pair_steps=PAIR_STEPS, n_eval=10
+        )
         specs = {
             "reflow": ReflowSpec("reflow", n_pairs=1000, **common),
             "rca": ReflowSpec("rca", n_pairs=1000, real_ratio=0.5, **common),
             "ocar": ReflowSpec("ocar", real_ratio=0.5, **common),
         }
         with tempfile.TemporaryDirectory() as run_dir:
-            res = run_reflows(specs, make, source, lambda x, m, k: {}, run_dir, progress=False)
-        rounds = {n: sum(r.rounds[1].seconds.values()) for n, r in res.items()}
+            res = engine.sweep(specs, [0], make, source, lambda x, y, m, t: {}, run_dir, n_jobs=1,
+                               progress=False)  # fmt: skip
+        rounds = {n: sum(rs[0].generations[1].seconds.values()) for n, rs in res.items()}
         print(
             f"{name:14s} {1000 * fit / STEPS:8.1f} {pairs:10.2f} {invert:11.2f}"
             f" {rounds['reflow']:9.1f} {rounds['rca']:7.1f} {rounds['ocar']:7.1f}"

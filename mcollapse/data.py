@@ -17,6 +17,7 @@ Every random draw takes an explicit ``torch.Generator`` (or a seed); none touche
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,12 +220,22 @@ class Pool:
         self.y = y.to(torch.int64)
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.name = name
+        self._digest = None
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __repr__(self) -> str:
         return f"Pool(name={self.name!r}, n={len(self)}, num_classes={self.num_classes})"
+
+    def identity(self) -> dict:
+        """What a run's hash needs to know of this source: its items, by sha256."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for t in (self.x, self.y):
+                h.update(t.contiguous().numpy().tobytes())
+            self._digest = h.hexdigest()
+        return {"type": "Pool", "name": self.name, "n": len(self), "sha256": self._digest}
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` distinct items drawn uniformly (a prefix of a random permutation)."""
@@ -244,6 +255,9 @@ class Toy:
 
     def __repr__(self) -> str:
         return f"Toy(name={self.name!r}, num_classes={self.num_classes})"
+
+    def identity(self) -> dict:
+        return {"type": "Toy", "name": self.name}
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` independent points: x float32 (n, 2), y int64 (n,), using only ``generator``."""

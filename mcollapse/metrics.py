@@ -159,26 +159,6 @@ def class_shares(x: torch.Tensor, net: features.FeatureNet) -> np.ndarray:
     return np.bincount(predicted.numpy(), minlength=net.num_classes) / len(x)
 
 
-class LoopEvaluator:
-    """``evaluate`` for ``loops.run_loop`` on images: metrics of the first ``n`` samples against
-    ``ref``, plus the smallest class share (the minority that vanishes first) of all samples.
-
-    Scoring a fixed ``n`` every generation keeps FID comparable with ``real_floor(ref, n)``.
-    """
-
-    def __init__(self, ref: Reference, n: int | None = None, metrics=("fid", "prc")):
-        self.ref, self.metrics = ref, metrics
-        self.n = None if n is None else check_int("n", n, minimum=2)
-
-    def __call__(self, x, y, model, generation) -> dict[str, float]:
-        n = len(x) if self.n is None else self.n
-        if len(x) < n:
-            raise ValueError(f"evaluation needs n={n} samples, the generation made {len(x)}")
-        found = image_metrics(x[:n], self.ref, metrics=self.metrics)
-        shares = class_shares(x, self.ref.net)
-        return {**found, "min_class_share": float(shares.min())}
-
-
 # --------------------------------------------------------------------------------------------
 # Point clouds (2-D toys, or any flattened data)
 # --------------------------------------------------------------------------------------------

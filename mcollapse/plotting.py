@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from scipy import stats
 
 from . import paths
 from ._atomic import atomic_path
@@ -71,6 +72,56 @@ def line(ax, x, y, label, table=None, panel="", theory=False, **kwargs):
     _record(table, panel, label, x, y)
 
 
+def band_and_theory(ax, x, samples, theory, label, table=None, panel="", **kwargs):
+    """A simulation (mean over runs, +-2 s.e.) next to its closed form (dashed): the pattern of
+    every "theory against Monte Carlo" panel. Returns (mean, half-width)."""
+    mean, half = mean_band(ax, x, samples, f"{label}: simulation", table, panel, **kwargs)
+    line(ax, x, theory, f"{label}: closed form", table, panel, theory=True)
+    return mean, half
+
+
+def select(records, metric: str, **where) -> tuple[np.ndarray, np.ndarray, list]:
+    """One metric of the engine's tidy records as arrays: (generations, values[seed, generation],
+    seeds), for the rows whose columns equal ``where`` (e.g. ``run="fresh"``). Every seed must
+    have every generation; a missing one raises ValueError naming it."""
+    rows = [
+        r for r in records if r["metric"] == metric and all(r[k] == v for k, v in where.items())
+    ]
+    if not rows:
+        known = sorted({r["metric"] for r in records})
+        raise ValueError(f"no records for metric={metric!r} and {where}; metrics: {known}")
+    gens = sorted({r["generation"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    cell = {(r["seed"], r["generation"]): r["value"] for r in rows}
+    missing = [(s, g) for s in seeds for g in gens if (s, g) not in cell]
+    if missing:
+        raise ValueError(f"records lack (seed, generation) {missing[:3]} for {metric!r} {where}")
+    values = np.array([[cell[s, g] for g in gens] for s in seeds], dtype=float)
+    return np.array(gens), values, seeds
+
+
+def seed_band(ax, x, values, label, table=None, panel="", **kwargs):
+    """Mean over seeds (axis 0 of ``values``) with a 95% t-interval, every seed drawn thin; one seed
+    is drawn as a plain line. Returns (mean, half-width; 0 for one seed)."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    n = len(values)
+    mean = values.mean(axis=0)
+    half = np.zeros_like(mean)
+    if n > 1:
+        half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
+    style = {"marker": "o", "markersize": 3, **kwargs}
+    (drawn,) = ax.plot(x, mean, label=label if n == 1 else f"{label} (mean of {n} seeds, 95% CI)",
+                       **style)  # fmt: skip
+    if n > 1:
+        color = drawn.get_color()
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+        for v in values:
+            ax.plot(x, v, color=color, linewidth=0.5, alpha=0.4)
+    _record(table, panel, label, x, mean, mean - half if n > 1 else None,
+            mean + half if n > 1 else None)  # fmt: skip
+    return mean, half
+
+
 def _record(table, panel, series, x, y, lo=None, hi=None):
     if table is None:
         return
@@ -119,9 +170,9 @@ def show_grid(ax, x, title: str = "", nrow: int | None = None, upscale: int | No
 
 
 def metric_by_generation(ax, records, metric: str, series: str, table=None, panel=None, **kwargs):
-    """Plot ``metric`` against generation, one line per value of the ``series`` column.
+    """Plot ``metric`` against generation, one seed band per value of the ``series`` column.
 
-    ``records`` are the tidy rows of the loop engine (generation, metric, value, ...); lines are
+    ``records`` are the engine's tidy rows (run, seed, generation, metric, value, ...); series are
     drawn in order of first appearance and recorded in ``table`` under ``panel`` (default: metric).
     """
     rows = [r for r in records if r["metric"] == metric]
@@ -129,11 +180,8 @@ def metric_by_generation(ax, records, metric: str, series: str, table=None, pane
         known = sorted({r["metric"] for r in records})
         raise ValueError(f"metric must be one of {known}, got {metric!r}")
     for name in dict.fromkeys(r[series] for r in rows):
-        chosen = sorted((r for r in rows if r[series] == name), key=lambda r: r["generation"])
-        x = [r["generation"] for r in chosen]
-        y = [r["value"] for r in chosen]
-        ax.plot(x, y, marker="o", markersize=3, label=f"{series} = {name}", **kwargs)
-        _record(table, panel or metric, f"{series}={name}", x, y)
+        x, values, _ = select(rows, metric, **{series: name})
+        seed_band(ax, x, values, f"{series} = {name}", table, panel or metric, **kwargs)
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
     ax.xaxis.get_major_locator().set_params(integer=True)

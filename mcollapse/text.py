@@ -14,6 +14,7 @@ of each next token, to the protocol of ``mcollapse.models``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import urllib.request
 import warnings
@@ -26,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import paths
-from ._atomic import atomic_path
+from . import paths, seeds, store
 from ._checks import check_choice, check_int, check_positive
 from .data import Pool
 
@@ -250,39 +250,29 @@ def text_metrics(x: torch.Tensor, y: torch.Tensor, max_n: int = 3) -> dict[str, 
     return out
 
 
-def load_generation_model(result, generation: int, model):
-    """Put generation ``generation``'s saved weights of a finished loop into ``model``."""
-    check_int("generation", generation, minimum=1, maximum=len(result.generations))
-    state = torch.load(
-        Path(result.run_dir) / f"gen_{generation:02d}" / "model.pt",
-        map_location="cpu",
-        weights_only=True,
-    )
-    model.load_state_dict(state)
-    return model
+def pretrain(model, x: torch.Tensor, y: torch.Tensor, seed: int, cache_dir) -> tuple[dict, Path]:
+    """Train a fresh ``model`` on (x, y) once and keep its state in ``cache_dir``; later calls load
+    it. Returns (state, path). The file is named after the model's ``settings()``, the data and
+    the seed, so any other setting retrains instead of reusing stale weights.
 
-
-def pretrain(model, x: torch.Tensor, y: torch.Tensor, seed: int, path) -> dict:
-    """Train a fresh ``model`` on (x, y) once and keep its state at ``path``; later calls load it.
-
-    Shumailov et al. start every loop from a pretrained OPT-125m; here generation 0's starting
-    point is this model, trained from scratch on the real training windows. Name ``path`` after
-    the model settings and data (as the loop's ``key`` does) so that other settings retrain.
+    Shumailov et al. start every loop from a pretrained OPT-125m; here the loops' starting point
+    is this model, trained from scratch on the real training windows.
     """
-    path = Path(path)
+    seed = check_int("seed", seed, minimum=0)
+    data = [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (x, y)]
+    name = store.digest({"settings": model.settings(), "data": data, "seed": seed})[:16]
+    path = Path(cache_dir) / f"pretrained_{name}.pt"
     if path.is_file():
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = store.load(path)
             model.load_state_dict(state)
-            return state
+            return state, path
         except Exception as error:  # a truncated or foreign file is retrained, never used
             warnings.warn(f"{path}: does not load ({error}); retraining", stacklevel=2)
-    model.fit(x, y, generator=torch.Generator().manual_seed(check_int("seed", seed, minimum=0)))
+    model.fit(x, y, generator=seeds.torch_generator(seed, "pretrain"))
     state = model.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return state
+    store.save(path, state)
+    return state, path
 
 
 def regimes(
@@ -300,25 +290,15 @@ def regimes(
         raise ValueError(f"kept must leave room for synthetic data (kept * n < n), got {kept}")
     return {
         "no real data": LoopSpec(
-            "fully_synthetic", generations, n, n_synthetic=n, bias=bias, init=init
+            "fully_synthetic", n, generations=generations, n_synthetic=n, bias=bias, init=init
         ),
         f"{kept:.0%} real data": LoopSpec(
             "synthetic_augmented",
-            generations,
             n,
+            generations=generations,
             n_real=n_real,
             n_synthetic=n - n_real,
             bias=bias,
             init=init,
         ),
     }
-
-
-def evaluator(test: tuple[torch.Tensor, torch.Tensor]):
-    """The loop's ``evaluate``: the model's perplexity on the real test windows, and what its
-    samples keep of the language (distinct 1-, 2-, 3-grams, the share of <unk>)."""
-
-    def evaluate(x, y, model, generation):
-        return {"test_perplexity": perplexity(model, *test), **text_metrics(x, y)}
-
-    return evaluate

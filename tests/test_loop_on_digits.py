@@ -6,8 +6,8 @@ loop that draws fresh real digits each generation must not.
 
 import pytest
 
-from mcollapse import data, metrics
-from mcollapse.loops import LoopSpec, run_loop
+from mcollapse import data, engine, metrics
+from mcollapse.loops import LoopSpec
 from mcollapse.models import ClassGaussianMixture
 
 
@@ -22,8 +22,8 @@ def runs(tmp_path_factory, digits_net, digits_reference):
 
     kinds = {"fully_synthetic": {}, "fresh_data": {"n_real": 500}}
     return {
-        kind: run_loop(
-            LoopSpec(kind, 8, n_initial=1000, n_synthetic=500, seed=0, **extra),
+        kind: engine.run(
+            LoopSpec(kind, generations=8, n_initial=1000, n_synthetic=500, seed=0, **extra),
             model,
             data.source("digits"),
             evaluate,

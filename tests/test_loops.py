@@ -14,7 +14,10 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch_fidelity.metric_prc import calculate_precision_recall_full
 
-from mcollapse.loops import INITS, KINDS, POOLS, LoopSpec, LoopWarning, run_loop
+from mcollapse import engine
+from mcollapse.engine import INITS
+from mcollapse.engine import RunWarning as LoopWarning
+from mcollapse.loops import KINDS, POOLS, LoopSpec
 from mcollapse.models import ClassGaussianMixture
 
 
@@ -50,8 +53,13 @@ class Recorder:
     """A fake model. fit records what it received and the tag it started from, then takes the tag
     k (the k-th fit of the run); sample makes items x = (tag, index), so provenance is readable."""
 
+    finetunes = True
+
     def __init__(self, log):
         self.log, self.tag = log, 0
+
+    def settings(self):
+        return {"model": "Recorder"}
 
     def fit(self, x, y, generator):
         self.log.append({"x": x.clone(), "start": self.tag})
@@ -89,10 +97,17 @@ def expected_provenance(kind, pool, t, n_initial=7, n_real=5, ns=3):
 def test_composition_of_every_generation(kind, pool, init, tmp_path):
     n_real = 0 if kind == "fully_synthetic" else 5
     spec = LoopSpec(
-        kind, 5, n_initial=7, n_real=n_real, n_synthetic=3, n_eval=6, synthetic_pool=pool, init=init
+        kind,
+        generations=5,
+        n_initial=7,
+        n_real=n_real,
+        n_synthetic=3,
+        n_eval=6,
+        synthetic_pool=pool,
+        init=init,
     )
     log = []
-    result = run_loop(spec, lambda: Recorder(log), Pool(), count_items, tmp_path, progress=False)
+    result = engine.run(spec, lambda: Recorder(log), Pool(), count_items, tmp_path, progress=False)
     assert len(log) == 5 and [g.generation for g in result.generations] == [1, 2, 3, 4, 5]
     first_real = log[0]["x"][:, 1]
     for t, (g, fit) in enumerate(zip(result.generations, log, strict=True), start=1):
@@ -124,16 +139,22 @@ def test_composition_of_every_generation(kind, pool, init, tmp_path):
     rows = result.records()
     assert len(rows) == 10 and rows[-1]["n_train"] == len(log[-1]["x"]) and rows[-1]["n_eval"] == 6
     assert set(rows[0]) == {
-        "generation", "metric", "value", "kind", "bias", "synthetic_pool", "init", "seed",
-        "n_train", "n_train_real", "n_train_synthetic", "n_eval",
+        "run", "seed", "generation", "metric", "value", "kind", "bias", "synthetic_pool", "init",
+        "n_initial", "n_real", "n_synthetic", "n_eval", "n_train", "n_train_real",
+        "n_train_synthetic",
     }  # fmt: skip
 
 
 def test_hand_computed_counts(tmp_path):
     spec = LoopSpec(
-        "synthetic_augmented", 4, 7, n_real=5, n_synthetic=3, synthetic_pool="accumulate"
+        "synthetic_augmented",
+        generations=4,
+        n_initial=7,
+        n_real=5,
+        n_synthetic=3,
+        synthetic_pool="accumulate",
     )
-    g4 = run_loop(
+    g4 = engine.run(
         spec, lambda: Recorder([]), Pool(), count_items, tmp_path, progress=False
     ).generations[3]
     assert g4.counts == {
@@ -145,8 +166,14 @@ def test_hand_computed_counts(tmp_path):
 
 
 def test_subsample_draws_from_the_whole_pool(tmp_path):
-    spec = LoopSpec("fully_synthetic", 8, 7, n_synthetic=3, synthetic_pool="accumulate_subsample")
-    result = run_loop(spec, lambda: Recorder([]), Pool(), count_items, tmp_path, progress=False)
+    spec = LoopSpec(
+        "fully_synthetic",
+        generations=8,
+        n_initial=7,
+        n_synthetic=3,
+        synthetic_pool="accumulate_subsample",
+    )
+    result = engine.run(spec, lambda: Recorder([]), Pool(), count_items, tmp_path, progress=False)
     older = [set(g.provenance.tolist()) - {g.generation - 1} for g in result.generations[2:]]
     assert any(older)  # some generation trains on items older than the previous generation's
 
@@ -171,7 +198,7 @@ def spread_and_recall(x, y, model, generation):
 def test_fully_synthetic_collapses_and_fresh_data_does_not(seed, tmp_path):
     def run(**kw):
         spec = LoopSpec(generations=30, n_initial=500, n_synthetic=20, n_eval=500, seed=seed, **kw)
-        result = run_loop(
+        result = engine.run(
             spec,
             lambda: ClassGaussianMixture(4),
             Blobs(),
@@ -196,11 +223,17 @@ def test_fully_synthetic_collapses_and_fresh_data_does_not(seed, tmp_path):
 
 
 class CountingModel(ClassGaussianMixture):
-    """The reference model, counting fits in ``calls`` and raising at the fit numbered ``fail``."""
+    """The reference model, counting fits in ``calls`` and raising at the fit numbered ``fail``.
+    It claims to fine-tune so that the engine's bookkeeping of ``init="finetune"`` is tested."""
+
+    finetunes = True
 
     def __init__(self, calls, fail=None):
         super().__init__(4, components=2)
         self.calls, self.fail = calls, fail
+
+    def settings(self):
+        return {"model": "CountingModel"}
 
     def fit(self, x, y, generator):
         self.calls.append(len(x))
@@ -209,13 +242,13 @@ class CountingModel(ClassGaussianMixture):
         super().fit(x, y, generator)
 
 
-SPEC = LoopSpec("synthetic_augmented", 5, 60, n_real=40, n_synthetic=30, n_eval=50, bias=0.8,
+SPEC = LoopSpec("synthetic_augmented", generations=5, n_initial=60, n_real=40, n_synthetic=30, n_eval=50, bias=0.8,
                 synthetic_pool="accumulate_subsample", init="finetune", seed=3)  # fmt: skip
 
 
 def run(run_dir, spec=SPEC, calls=None, fail=None, evaluate=spread_and_recall):
     calls = [] if calls is None else calls
-    return run_loop(
+    return engine.run(
         spec, lambda: CountingModel(calls, fail), Blobs(), evaluate, run_dir, progress=False
     )
 
@@ -226,7 +259,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_same_spec_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path):
-    again = run_loop(
+    again = engine.run(
         SPEC, lambda: CountingModel([]), Blobs(), spread_and_recall, tmp_path, progress=True
     )
     assert again.records() == uninterrupted.records()
@@ -234,13 +267,13 @@ def test_same_spec_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path
         assert torch.equal(a.samples[0], b.samples[0]) and torch.equal(a.samples[1], b.samples[1])
         assert a.seeds == b.seeds and not a.resumed
     other = run(tmp_path, LoopSpec(**{**asdict(SPEC), "seed": 4}))
-    assert other.run_dir != again.run_dir
+    assert other.root != again.root
     assert [r["value"] for r in other.records()] != [r["value"] for r in again.records()]
 
 
 def test_final_model_samples_the_last_generation_again(uninterrupted):
     last = uninterrupted.generations[-1]
-    x, y = uninterrupted.final_model().sample(
+    x, y = uninterrupted.model().sample(
         50, SPEC.bias, torch.Generator().manual_seed(last.seeds["sample"])
     )
     assert torch.equal(x, last.samples[0]) and torch.equal(y, last.samples[1])
@@ -248,7 +281,7 @@ def test_final_model_samples_the_last_generation_again(uninterrupted):
 
 def test_a_finished_run_is_loaded_not_recomputed(uninterrupted):
     calls = []
-    again = run(uninterrupted.run_dir.parent, calls=calls)
+    again = run(uninterrupted.root.parent, calls=calls)
     assert calls == [] and all(g.resumed for g in again.generations)
     assert again.records() == uninterrupted.records()
     assert torch.equal(again.generations[2].provenance, uninterrupted.generations[2].provenance)
@@ -327,8 +360,8 @@ CORRUPTIONS = {
     "name", [*CORRUPTIONS, "samples.pt-flipped", "metrics.json-deleted", "counts-edited", "foreign"]
 )
 def test_a_corrupt_generation_is_recomputed_with_the_later_ones(name, uninterrupted, tmp_path):
-    shutil.copytree(uninterrupted.run_dir, tmp_path / uninterrupted.run_dir.name)
-    gen3 = tmp_path / uninterrupted.run_dir.name / "gen_03"
+    shutil.copytree(uninterrupted.root, tmp_path / uninterrupted.root.name)
+    gen3 = tmp_path / uninterrupted.root.name / "gen_03"
     if name == "samples.pt-flipped":
         name = "samples.pt"
         flip_a_byte(gen3 / name)
@@ -342,7 +375,7 @@ def test_a_corrupt_generation_is_recomputed_with_the_later_ones(name, uninterrup
         name = "manifest.json"
         foreign = run(tmp_path / "other", LoopSpec(**{**asdict(SPEC), "seed": SPEC.seed + 1}))
         shutil.rmtree(gen3)
-        shutil.copytree(foreign.run_dir / "gen_03", gen3)
+        shutil.copytree(foreign.root / "gen_03", gen3)
     else:
         CORRUPTIONS[name](gen3 / name)
     calls = []
@@ -461,7 +494,7 @@ def test_run_loop_validates_before_making_any_model(args, field, tmp_path):
     if kwargs["run_dir"] == "FILE":
         kwargs["run_dir"] = tmp_path / "file"
     with pytest.raises(ValueError, match=f"^{field} must"):
-        run_loop(make_model=lambda: made.append(1), progress=False, **kwargs)
+        engine.run(make_model=lambda: made.append(1), progress=False, **kwargs)
     assert made == [] and not (tmp_path / "runs").exists()
 
 
@@ -486,18 +519,18 @@ def shared_spec(**change):
 def test_loops_starting_from_the_same_model_train_generation_one_once(tmp_path):
     calls = []
     make = lambda: CountingModel(calls)  # noqa: E731
-    first = run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    first = engine.run(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
     assert len(calls) == 2
     other = shared_spec(
         kind="synthetic_augmented", n_real=60, bias=0.5, synthetic_pool="accumulate"
     )
-    second = run_loop(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    second = engine.run(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
     assert len(calls) == 3  # only its generation 2 was fitted
-    states = [_model_state(r.run_dir) for r in (first, second)]
+    states = [_model_state(r.root) for r in (first, second)]
     assert all(torch.equal(a, b) for a, b in zip(*(s.values() for s in states), strict=True))
     assert first.generations[0].metrics != second.generations[0].metrics  # sampled with its bias
     # the same loop without sharing fits generation 1 itself, to the same model
-    alone = run_loop(other, make, Blobs(), spread_and_recall, tmp_path / "alone", progress=False,
+    alone = engine.run(other, make, Blobs(), spread_and_recall, tmp_path / "alone", progress=False,
                      share_first=False)  # fmt: skip
     assert len(calls) == 5
     assert alone.records() == second.records()
@@ -509,10 +542,10 @@ def test_loops_starting_from_the_same_model_train_generation_one_once(tmp_path):
 def test_generation_one_is_not_shared_across_seeds_or_real_draws(change, tmp_path):
     calls = []
     make = lambda: CountingModel(calls)  # noqa: E731
-    run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
-    run_loop(shared_spec(**change), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    engine.run(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    engine.run(shared_spec(**change), make, Blobs(), spread_and_recall, tmp_path, progress=False)
     assert len(calls) == 4
-    run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, key={"width": 2},
+    engine.run(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, key={"width": 2},
              progress=False)  # fmt: skip
     assert len(calls) == 6  # another key: another model
 
@@ -521,32 +554,17 @@ def test_generation_one_is_not_shared_across_seeds_or_real_draws(change, tmp_pat
 def test_a_damaged_shared_generation_one_is_retrained_with_a_warning(damage, tmp_path):
     calls = []
     make = lambda: CountingModel(calls)  # noqa: E731
-    before = run_loop(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
+    before = engine.run(shared_spec(), make, Blobs(), spread_and_recall, tmp_path, progress=False)
     model_pt = next((tmp_path / "first").glob("*/model.pt"))
     truncate(model_pt) if damage == "truncate" else flip_a_byte(model_pt)
     other = shared_spec(bias=0.7)
     with pytest.warns(LoopWarning, match="shared generation-1 model unusable"):
-        after = run_loop(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
+        after = engine.run(other, make, Blobs(), spread_and_recall, tmp_path, progress=False)
     assert len(calls) == 4
-    states = [_model_state(r.run_dir) for r in (before, after)]
+    states = [_model_state(r.root) for r in (before, after)]
     assert all(torch.equal(a, b) for a, b in zip(*(s.values() for s in states), strict=True))
     assert torch.load(model_pt, weights_only=True)  # repaired for the next loop
 
 
 def _model_state(root):
     return torch.load(root / "gen_01" / "model.pt", weights_only=True)
-
-
-def test_run_loops_runs_named_loops_and_tidy_labels_their_rows(tmp_path):
-    from mcollapse.loops import run_loops, tidy
-
-    calls = []
-    specs = {"fs": shared_spec(), "aug": shared_spec(kind="synthetic_augmented", n_real=60)}
-    results = run_loops(specs, lambda: CountingModel(calls), Blobs(), spread_and_recall, tmp_path,
-                        progress=False)  # fmt: skip
-    assert list(results) == ["fs", "aug"] and len(calls) == 3  # generation 1 fitted once
-    rows = tidy(results)
-    assert {r["loop"] for r in rows} == {"fs", "aug"}
-    assert len(rows) == sum(len(r.records()) for r in results.values())
-    with pytest.raises(ValueError, match="specs must be a non-empty mapping"):
-        run_loops({}, lambda: CountingModel(calls), Blobs(), spread_and_recall, tmp_path)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mcollapse import data, metrics
+from mcollapse.evaluation import ImageEvaluator
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +138,14 @@ def test_damaged_cached_reference_features_are_recomputed(
     assert again == first
 
 
-def test_loop_evaluator_scores_a_fixed_count_and_reports_the_smallest_class(
+def test_image_evaluator_scores_a_fixed_count_and_reports_the_smallest_class(
     train, digits_reference
 ):
-    evaluate = metrics.LoopEvaluator(digits_reference, n=300)
+    evaluate = ImageEvaluator(digits_reference, n=300)
     x, y = train.x[:600], train.y[:600]
     found = evaluate(x, y, None, 1)
+    assert set(found) == {"fid", "precision", "recall", "min_class_share", "n_generated",
+                          "n_reference"}  # fmt: skip
     assert found["n_generated"] == 300 and found["n_reference"] == 500
     assert found["fid"] == pytest.approx(metrics.image_metrics(x[:300], digits_reference,
                                                                metrics=("fid", "prc"))["fid"])  # fmt: skip

@@ -81,7 +81,7 @@ def test_image_grid_rejects_non_images(shape):
 
 def test_metric_by_generation_draws_one_line_per_series_in_generation_order():
     records = [
-        {"generation": g, "metric": m, "value": v, "bias": b}
+        {"seed": 0, "generation": g, "metric": m, "value": v, "bias": b}
         for b in (1.0, 0.7)
         for g in (3, 1, 2)
         for m, v in (("fid", g * b), ("recall", 1 / g))
@@ -91,7 +91,7 @@ def test_metric_by_generation_draws_one_line_per_series_in_generation_order():
     plotting.metric_by_generation(ax, records, "fid", "bias", table)
     assert [line.get_label() for line in ax.get_lines()] == ["bias = 1.0", "bias = 0.7"]
     assert list(ax.get_lines()[1].get_ydata()) == [0.7, 1.4, 0.7 * 3]
-    assert {r["series"] for r in table} == {"bias=1.0", "bias=0.7"} and len(table) == 6
+    assert {r["series"] for r in table} == {"bias = 1.0", "bias = 0.7"} and len(table) == 6
     assert ax.get_xlabel() == "generation" and ax.get_ylabel() == "fid"
     with pytest.raises(ValueError, match="metric must be one of"):
         plotting.metric_by_generation(ax, records, "precision", "bias")
@@ -110,4 +110,28 @@ def test_ratio_map_draws_the_ratio_one_contour_and_records_every_cell():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
     with pytest.raises(ValueError, match="ratio must have shape"):
         plotting.ratio_map(ax, x, y, ratio.T, "n_s", "lambda")
+    plt.close(fig)
+
+
+def test_select_and_seed_band_draw_the_mean_and_95_percent_interval_over_seeds():
+    records = [
+        {"run": r, "seed": s, "generation": g, "metric": "fid", "value": 10 * (r == "b") + g + s}
+        for r in ("a", "b") for s in (0, 1, 2) for g in (1, 2, 3)
+    ]  # fmt: skip
+    gens, values, seeds = plotting.select(records, "fid", run="a")
+    assert gens.tolist() == [1, 2, 3] and seeds == [0, 1, 2]
+    assert values.tolist() == [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
+    fig, ax = plt.subplots()
+    table = []
+    mean, half = plotting.seed_band(ax, gens, values, "a", table, "p")
+    assert mean.tolist() == [2, 3, 4]
+    assert half == pytest.approx(4.303 * 1 / 3**0.5, rel=1e-3)  # t(0.975, 2) * sd / sqrt(3)
+    assert [row["lo"] for row in table] == pytest.approx((mean - half).tolist())
+    table = []
+    plotting.metric_by_generation(ax, records, "fid", "run", table)
+    assert {row["series"] for row in table} == {"run = a", "run = b"}
+    with pytest.raises(ValueError, match="lack"):
+        plotting.select(records[:-1], "fid", run="b")
+    with pytest.raises(ValueError, match="no records for metric='kid'"):
+        plotting.select(records, "kid")
     plt.close(fig)

@@ -46,3 +46,13 @@ def test_unknown_profile_names_the_parameter_and_the_choices(bad):
 def test_unknown_notebook_is_a_clear_error():
     with pytest.raises(ValueError, match="notebook must be one of 01"):
         profiles.resolve("99", "cpu")
+
+
+def test_resolve_returns_a_deep_copy_and_overrides_only_what_they_name():
+    first = profiles.resolve("03", "cpu")
+    first["ddpm"]["width"] = -1
+    assert profiles.resolve("03", "cpu")["ddpm"]["width"] > 0
+    ci, cpu = profiles.resolve("03", "ci"), profiles.resolve("03", "cpu")
+    assert ci["ddpm"]["steps"] < cpu["ddpm"]["steps"]  # an override inside a nested table
+    assert ci["ddpm"]["schedule"] == cpu["ddpm"]["schedule"]  # the rest comes from cpu
+    assert profiles.resolve("04", "ci")["images"]["ddpm"] == ci["ddpm"]

@@ -1,24 +1,13 @@
 """Reflow schemes: batch composition (the requested real / synthetic ratio), where each kind of pair
-comes from, spec validation, per-round persistence, resume and recomputation of damaged rounds."""
-
-import warnings
+comes from, spec validation, generation 1 shared between schemes, and the pairs each scheme counts."""
 
 import pytest
 import torch
 
-from mcollapse import data
-from mcollapse.loops import LoopWarning
+from mcollapse import data, engine
+from mcollapse.evaluation import PointEvaluator
 from mcollapse.models.rectified_flow import RectifiedFlow
-from mcollapse.reflow import (
-    PairBatches,
-    PointEvaluator,
-    ReflowSpec,
-    compose_batch,
-    run_reflow,
-    run_reflows,
-    steps_sweep,
-    tidy,
-)
+from mcollapse.reflow import PairBatches, ReflowSpec, compose_batch, steps_sweep
 
 
 def make_model():
@@ -26,8 +15,8 @@ def make_model():
                          sample_steps=4, progress=False, device="cpu")  # fmt: skip
 
 
-def evaluate(x, model, k):
-    return {"mean_norm": float(x.norm(dim=1).mean()), "round": k}
+def evaluate(x, y, model, t):
+    return {"mean_norm": float(x.norm(dim=1).mean()), "generation": t}
 
 
 SOURCE = data.toy("moons")
@@ -51,7 +40,7 @@ def test_compose_batch(n, ratio, expected):
 )
 def test_batches_hold_the_requested_real_synthetic_ratio(scheme, ratio):
     teacher, real = _teacher()
-    spec = ReflowSpec(scheme, rounds=1, n_real=200, n_pairs=0 if scheme == "ocar" else 100,
+    spec = ReflowSpec(scheme, generations=2, n_real=200, n_pairs=0 if scheme == "ocar" else 100,
                       real_ratio=ratio, pair_steps=4)  # fmt: skip
     g = torch.Generator().manual_seed(2)
     pairs = None if scheme == "ocar" else teacher.generate_pairs(100, g, 4)
@@ -74,11 +63,15 @@ def test_plain_reflow_batches_are_all_synthetic_and_rca_refreshes():
     teacher, real = _teacher()
     g = torch.Generator().manual_seed(3)
     pairs = teacher.generate_pairs(100, g, 4)
-    plain = PairBatches(ReflowSpec("reflow", 1, 200, n_pairs=100), teacher, teacher, real, pairs, g)
+    plain = PairBatches(
+        ReflowSpec("reflow", 200, n_pairs=100, generations=2), teacher, teacher, real, pairs, g
+    )
     plain(g)
     assert plain.counts == {"real": 0, "synthetic": 40}
     student = make_model()  # differs from the teacher: a refresh must change the real pairs
-    spec = ReflowSpec("rca", 1, 200, n_pairs=100, real_ratio=0.5, refresh=2, pair_steps=4)
+    spec = ReflowSpec(
+        "rca", 200, n_pairs=100, real_ratio=0.5, refresh=2, pair_steps=4, generations=2
+    )
     rca = PairBatches(spec, teacher, student, real, pairs, g)
     first = rca.inverted.clone()
     rca(g), rca(g)
@@ -102,70 +95,63 @@ def test_plain_reflow_batches_are_all_synthetic_and_rca_refreshes():
     ],
 )
 def test_bad_specs_raise(kwargs, match):
-    base = {"rounds": 2, "n_real": 100, "n_pairs": 50}
+    base = {"generations": 3, "n_real": 100, "n_pairs": 50}
     with pytest.raises(ValueError, match=match):
         ReflowSpec(**{**base, **kwargs})
 
 
-def test_runs_persist_share_round_zero_and_resume(tmp_path):
+def test_runs_share_generation_one_and_count_their_pairs(tmp_path):
     specs = {
-        "reflow": ReflowSpec("reflow", 2, n_real=200, n_pairs=100, train_steps=10, pair_steps=4,
-                             n_eval=50),
-        "rca": ReflowSpec("rca", 2, n_real=200, n_pairs=100, real_ratio=0.5, train_steps=10,
-                          pair_steps=4, n_eval=50),
-        "ocar": ReflowSpec("ocar", 1, n_real=200, real_ratio=0.5, train_steps=10, pair_steps=4,
-                           n_eval=50, init="scratch"),
+        "reflow": ReflowSpec("reflow", 200, n_pairs=100, train_steps=10, pair_steps=4, n_eval=50,
+                             generations=3),
+        "rca": ReflowSpec("rca", 200, n_pairs=100, real_ratio=0.5, train_steps=10, pair_steps=4,
+                          n_eval=50, generations=3),
+        "ocar": ReflowSpec("ocar", 200, real_ratio=0.5, train_steps=10, pair_steps=4, n_eval=50,
+                           init="scratch", generations=2),
     }  # fmt: skip
-    first = run_reflows(specs, make_model, SOURCE, evaluate, tmp_path, key={"t": 1}, progress=False)
-    assert [len(r.rounds) for r in first.values()] == [3, 3, 2]
-    assert len({r.dirs[0] for r in first.values()}) == 1  # round 0 trained once, shared
-    assert first["reflow"].rounds[0].metrics == first["ocar"].rounds[0].metrics
-    assert first["rca"].rounds[1].counts == {"real": 200, "synthetic": 200}  # 10 steps x 20 + 20
-    rows = tidy(first)
-    assert {r["run"] for r in rows} == set(specs)
-    assert {r["metric"] for r in rows} == {"mean_norm", "round"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        again = run_reflows(specs, make_model, SOURCE, evaluate, tmp_path, key={"t": 1},
-                            progress=False)  # fmt: skip
-    assert all(r.resumed for res in again.values() for r in res.rounds)
-    for name in specs:
-        assert [r.metrics for r in again[name].rounds] == [r.metrics for r in first[name].rounds]
-        assert torch.equal(again[name].rounds[-1].samples, first[name].rounds[-1].samples)
-    model = again["rca"].model()
+    first = engine.sweep(specs, [0], make_model, SOURCE, evaluate, tmp_path, n_jobs=1,
+                         progress=False)  # fmt: skip
+    runs = {name: rs[0] for name, rs in first.items()}
+    assert [len(r.generations) for r in runs.values()] == [3, 3, 2]
+    assert len(list((tmp_path / "first").glob("*/model.pt"))) == 1  # 1-RF trained once, shared
+    assert runs["reflow"].generations[0].metrics == runs["ocar"].generations[0].metrics
+    assert runs["rca"].generations[1].counts == {"real": 200, "synthetic": 200}  # 10 x (20 + 20)
+    assert runs["reflow"].generations[2].counts == {"real": 0, "synthetic": 400}
+    rows = engine.tidy(first)
+    assert {r["run"] for r in rows} == set(specs) and {r["scheme"] for r in rows} == set(specs)
+    assert {r["metric"] for r in rows} == {"mean_norm", "generation"}
+    model = runs["rca"].model()
     assert model.sample(50, 1.0, torch.Generator().manual_seed(0))[0].shape == (50, 2)
-    # a damaged round is recomputed, with a warning, and so is every later round
-    damaged = first["rca"].dirs[1] / "samples.pt"
-    damaged.write_bytes(damaged.read_bytes()[:10])
-    with pytest.warns(LoopWarning) as caught:
-        fixed = run_reflow(specs["rca"], make_model, SOURCE, evaluate, tmp_path, key={"t": 1},
-                           progress=False)  # fmt: skip
-    said = [str(w.message) for w in caught]
-    assert "sha256" in said[0] and "round_02: an earlier round was recomputed" in said[1]
-    assert [r.resumed for r in fixed.rounds] == [True, False, False]
-    assert [r.metrics for r in fixed.rounds] == [r.metrics for r in first["rca"].rounds]
-    # another key is another run directory
-    other = run_reflow(specs["reflow"], make_model, SOURCE, evaluate, tmp_path, key={"t": 2},
+    # another spec is another run directory
+    other = engine.run(replace_steps(specs["reflow"]), make_model, SOURCE, evaluate, tmp_path,
                        progress=False)  # fmt: skip
-    assert other.run_dir != first["reflow"].run_dir
-    assert not any(r.resumed for r in other.rounds)
+    assert other.root != runs["reflow"].root
+    assert [g.resumed for g in other.generations] == [False, False, False]
 
 
-def test_run_reflow_rejects_bad_arguments(tmp_path):
-    spec = ReflowSpec("reflow", 1, n_real=10, n_pairs=10)
-    with pytest.raises(ValueError, match="spec"):
-        run_reflow({"scheme": "reflow"}, make_model, SOURCE, evaluate, tmp_path)
-    with pytest.raises(ValueError, match="evaluate"):
-        run_reflow(spec, make_model, SOURCE, None, tmp_path)
-    with pytest.raises(ValueError, match="source"):
-        run_reflow(spec, make_model, object(), evaluate, tmp_path)
+def replace_steps(spec):
+    from dataclasses import replace
+
+    return replace(spec, train_steps=11)
+
+
+def test_scratch_init_is_refused_for_a_model_that_cannot_finetune(tmp_path):
+    from mcollapse.loops import LoopSpec
+    from mcollapse.models import ClassGaussianMixture
+
+    spec = LoopSpec("fully_synthetic", 10, n_synthetic=10, generations=2, init="finetune")
+    with pytest.raises(
+        ValueError, match="init='finetune' is not supported by ClassGaussianMixture"
+    ):
+        engine.run(spec, lambda: ClassGaussianMixture(2), SOURCE, evaluate, tmp_path)
 
 
 def test_point_evaluator_and_steps_sweep():
     teacher, real = _teacher()
     z = torch.randn(100, 2, generator=torch.Generator().manual_seed(4))
-    found = PointEvaluator(real[:100], z, straight_steps=4)(real[100:200], teacher, 0)
-    assert set(found) == {"w2", "precision", "recall", "straightness"}
+    evaluator = PointEvaluator(real[:100], straightness_z=z, straight_steps=4)
+    found = evaluator(real[100:200], None, teacher, 1)
+    assert set(found) == {"w2", "precision", "recall", "straightness", "n_generated", "n_reference"}
     assert found["w2"] < 0.5 and found["recall"] > 0.5  # real vs real
     sweep = steps_sweep(teacher, z, lambda x: float(x.norm(dim=1).mean()), steps=(1, 4))
     assert list(sweep) == [1, 4]

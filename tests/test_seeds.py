@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from mcollapse.seeds import stream
 
@@ -18,3 +19,16 @@ def test_negative_or_missing_seed_is_rejected():
         stream(-1, "x")
     with pytest.raises(ValueError, match="seed must be an integer"):
         stream(None, "x")
+
+
+def test_run_seeds_and_derived_streams():
+    from mcollapse import profiles, seeds
+
+    assert seeds.run_seeds(7, 3) == [7, 8, 9]
+    assert [profiles.resolve("03", p)["n_seeds"] for p in ("ci", "cpu", "gpu")] == [2, 3, 5]
+    a = seeds.torch_generator(7, "toy", "test")
+    b = seeds.torch_generator(7, "toy", "test")
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+    assert seeds.derive(7, "x") != seeds.derive(8, "x") != seeds.derive(7, "y")
+    with pytest.raises(ValueError, match="n must be an integer"):
+        seeds.run_seeds(0, 0)

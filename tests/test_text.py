@@ -129,8 +129,11 @@ class Counting:
 
     fits = 0
 
-    def __init__(self):
-        self.state = None
+    def __init__(self, width=1):
+        self.state, self.width = None, width
+
+    def settings(self):
+        return {"model": "Counting", "width": self.width}
 
     def fit(self, x, y, generator):
         Counting.fits += 1
@@ -145,23 +148,16 @@ class Counting:
         self.state = state
 
 
-def test_pretrain_trains_once_and_retrains_a_damaged_file(tmp_path):
+def test_pretrain_trains_once_per_setting_and_retrains_a_damaged_file(tmp_path):
     x, y = torch.ones(4, 6, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)
-    path = tmp_path / "base.pt"
     Counting.fits = 0
-    first = text.pretrain(Counting(), x, y, 0, path)
-    again = text.pretrain(Counting(), x, y, 0, path)
-    assert Counting.fits == 1 and torch.equal(first["w"], again["w"])
+    first, path = text.pretrain(Counting(), x, y, 0, tmp_path)
+    again, same = text.pretrain(Counting(), x, y, 0, tmp_path)
+    assert Counting.fits == 1 and torch.equal(first["w"], again["w"]) and same == path
+    _, other = text.pretrain(Counting(width=2), x, y, 0, tmp_path)  # another setting retrains
+    _, other_seed = text.pretrain(Counting(), x, y, 1, tmp_path)
+    assert Counting.fits == 3 and len({path, other, other_seed}) == 3
     path.write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="retraining"):
-        text.pretrain(Counting(), x, y, 0, path)
-    assert Counting.fits == 2
-
-
-def test_prepare_makes_windows_and_can_shrink_the_training_set():
-    corpus = text.Corpus("toy", (("a", "one two three " * 40),), (("b", "three two one " * 20),))
-    data = text.prepare(corpus, context=4, length=8, min_count=1, max_windows=5)
-    assert data.train[0].shape == (5, 12) and data.prompts.shape == (5, 4)
-    assert len(data.tokenizer) == 5 and len(data.source()) == 5
-    x, y = data.source().sample(3, torch.Generator().manual_seed(0))
-    assert x.shape == (3, 12) and (y == 4).all()
+        text.pretrain(Counting(), x, y, 0, tmp_path)
+    assert Counting.fits == 4

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_bias, check_choice, check_int, check_positive
 from ._training import device_default, seeded, update_ema
+from .protocol import Recorded
 from .unet import UNet
 
 SCHEDULES = ("linear", "cosine")
@@ -113,7 +114,7 @@ def guidance_weight(bias: float) -> float:
     return 1.0 / check_bias("bias", bias) - 1.0
 
 
-class DDPM:
+class DDPM(Recorded):
     """The model protocol of ``mcollapse.models`` around a U-Net; see the module docstring.
 
     Training runs a fixed number of optimiser ``steps`` whatever the data size, so every generation

@@ -17,10 +17,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_bias, check_int, check_positive
+from .protocol import Recorded
 
 
-class NGramLM:
+class NGramLM(Recorded):
     """Order-``order`` model; ``bias`` is the sampling temperature; prompts as in the transformer."""
+
+    finetunes = False  # fit recounts from the data alone
 
     def __init__(self, vocab_size: int, order: int = 3, discount: float = 0.75, prompts=None,
                  length: int | None = None, progress: bool = False):  # fmt: skip

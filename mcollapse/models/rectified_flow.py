@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_int, check_positive
 from ._training import device_default, seeded, update_ema
+from .protocol import Recorded
 from .unet import UNet, time_embedding
 
 NETS = ("mlp", "unet")
@@ -55,7 +56,7 @@ class MLPVelocity(nn.Module):
         return self.body(torch.cat([x, time_embedding(t, self.time_dim)], dim=1))
 
 
-class RectifiedFlow:
+class RectifiedFlow(Recorded):
     """The model protocol of ``mcollapse.models`` for an unconditional rectified flow.
 
     ``fit`` trains 1-rectified flow for ``steps`` Adam steps (independent noise per batch);

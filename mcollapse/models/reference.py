@@ -17,11 +17,12 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from .._checks import check_bias, check_int, check_positive
+from .protocol import Recorded
 
 STATE_KEYS = ("priors", "weights", "means", "chol", "item_shape")
 
 
-class ClassGaussianMixture:
+class ClassGaussianMixture(Recorded):
     """Per class, a mixture of ``components`` full-covariance Gaussians on the flattened items.
 
     With ``components=1`` a class is fitted by its sample mean and *unbiased* sample covariance
@@ -31,6 +32,8 @@ class ClassGaussianMixture:
     fit and gets a single component; one with a single item is a point mass blurred by ``reg``.
     ``clip=(low, high)`` clamps samples, e.g. ``(-1, 1)`` for images.
     """
+
+    finetunes = False  # fit refits from the data alone
 
     def __init__(self, num_classes: int, components: int = 1, reg: float = 1e-4, clip=None):
         self.num_classes = check_int("num_classes", num_classes, minimum=1)

@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import seeds
 from .._checks import check_bias, check_int, check_positive
+from .protocol import Recorded
 
 AUGMENTS = ("translation", "color", "cutout")
 
@@ -452,13 +454,15 @@ class Training:
         return 0.0002 * resolution**2 / self.batch if self.gamma is None else self.gamma
 
 
-class StyleGAN2:
+class StyleGAN2(Recorded):
     """The model protocol of ``mcollapse.models`` around a StyleGAN-2 generator / discriminator.
 
     ``fit`` trains from scratch (MAD retrains every generation from scratch), with initial weights,
     batches and noise all drawn from its ``generator``; ``sample`` draws from the EMA generator
     with truncation psi = ``bias``, clamped to [-1, 1].
     """
+
+    finetunes = False  # fit builds fresh networks: MAD retrains every generation from scratch
 
     def __init__(self, config: Config | None = None, training: Training | None = None,
                  progress: bool = False):  # fmt: skip
@@ -479,10 +483,6 @@ class StyleGAN2:
         init_weights(D, generator)
         return G.to(self.device), D.to(self.device)
 
-    def settings(self) -> dict:
-        """JSON-able settings, for a loop's ``key``."""
-        return {"config": asdict(self.config), "training": asdict(self.training)}
-
     def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
         """Train on images x (N, C, res, res) in [-1, 1]; labels are ignored (unconditional)."""
         cfg, tr = self.config, self.training
@@ -490,10 +490,9 @@ class StyleGAN2:
         if not torch.is_tensor(x) or x.ndim != 4 or tuple(x.shape[1:]) != want or len(x) < 2:
             raise ValueError(f"x must be images of shape (N >= 2, {want}), got {_shape(x)}")
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        g_init = torch.Generator().manual_seed(seed)
-        g_data = torch.Generator().manual_seed(seed + 1)
-        g_noise = torch.Generator(self.device).manual_seed(seed + 2)
-        g_aug = torch.Generator(self.device).manual_seed(seed + 3)
+        g_init, g_data = seeds.torch_generator(seed, "init"), seeds.torch_generator(seed, "data")
+        g_noise = seeds.torch_generator(seed, "noise", device=self.device)
+        g_aug = seeds.torch_generator(seed, "augment", device=self.device)
         kinds = parse_augment(tr.augment)
 
         def aug(images):  # what the discriminator sees: real and fake alike

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_bias, check_choice, check_int, check_positive
+from .protocol import Recorded
 
 DECODINGS = ("sample", "top_p", "beam")
 
@@ -87,7 +88,7 @@ class _Net(nn.Module):
         return self.ln(h) @ self.tok.weight.T, new
 
 
-class TextTransformer:
+class TextTransformer(Recorded):
     """Causal transformer LM implementing the model protocol on token windows (see module doc).
 
     ``epochs_initial`` epochs train a fresh model; ``epochs`` continue one whose weights were
