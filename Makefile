@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 NOTEBOOKS ?=
 
-# Kernels from the project's environment take precedence over user-wide ones; plots are headless.
+# Kernels from the project's environment take precedence over user-wide ones. No MPLBACKEND here:
+# kernels must keep their inline backend so that executed notebooks (and the site) show figures.
 export JUPYTER_PREFER_ENV_PATH := 1
-export MPLBACKEND := Agg
 
 # pytest exits 5 when it collected nothing: say so and fail instead of passing silently.
 define pytest_strict

@@ -135,3 +135,14 @@ def test_select_and_seed_band_draw_the_mean_and_95_percent_interval_over_seeds()
     with pytest.raises(ValueError, match="no records for metric='kid'"):
         plotting.select(records, "kid")
     plt.close(fig)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    fig, ax = plt.subplots()
+    plotting.save_figure(fig, "perm", [{"x": 1}], tmp_path)
+    plt.close(fig)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "perm.png").stat().st_mode & 0o777 == 0o666 & ~umask
