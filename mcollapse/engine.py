@@ -141,9 +141,7 @@ class Run:
         """A fresh model holding generation t's weights (1-based; -1 is the last)."""
         n = len(self.generations)
         t = n if t == -1 else check_int("t", t, minimum=1, maximum=n)
-        model = self.make_model()
-        model.load_state_dict(store.load(self.root / gen_dir(t) / "model.pt"))
-        return model
+        return load_model(self.make_model, self.root, t)
 
     def records(self) -> list[dict]:
         """Tidy rows, one per generation and metric: ``run, seed, generation, metric, value`` and
@@ -189,9 +187,7 @@ class Context:
 
     def model(self, t: int):
         """A fresh model holding generation t's weights (t < the generation being trained)."""
-        model = self.make_model()
-        model.load_state_dict(store.load(self.root / gen_dir(t) / "model.pt"))
-        return model
+        return load_model(self.make_model, self.root, t)
 
 
 def stage_seed(seed: int, stage: str, t: int) -> int:
@@ -201,6 +197,13 @@ def stage_seed(seed: int, stage: str, t: int) -> int:
 
 def gen_dir(t: int) -> str:
     return f"gen_{t:02d}"
+
+
+def load_model(make_model, root: Path, t: int):
+    """A fresh model holding the weights saved for generation t of the run in ``root``."""
+    model = make_model()
+    model.load_state_dict(store.load(root / gen_dir(t) / "model.pt"))
+    return model
 
 
 def identity_key(model, source, key=None) -> dict:
@@ -294,9 +297,9 @@ def _generations(spec, make_model, source, evaluate, run_dir, root, key, h, prog
         problem = f"{gdir}: an earlier generation was recomputed" if recomputed else None
         if not recomputed and gdir.exists():
             bar.set_postfix_str("verify")
-            loaded, problem = _load_generation(gdir, spec, key, h, t)
+            loaded, problem, scored_by = _load_generation(gdir, spec, key, h, t)
             if loaded is not None:
-                if _scored_by(gdir) != scorer:  # same model and samples, another evaluator
+                if scored_by != scorer:  # same model and samples, another evaluator
                     bar.set_postfix_str("re-evaluate")
                     loaded.metrics = _rescore(gdir, loaded, make_model, evaluate, scorer)
                 results.append(loaded)
@@ -312,8 +315,7 @@ def _generations(spec, make_model, source, evaluate, run_dir, root, key, h, prog
         gdir.mkdir(exist_ok=True)
         lap = _Laps(bar)
         if vouched:
-            model, counts = make_model(), vouched["counts"]
-            model.load_state_dict(store.load(gdir / "model.pt"))
+            model, counts = load_model(make_model, root, t), vouched["counts"]
         else:
             model, counts = _train(spec, t, make_model, ctx, run_dir, key, share_first)
             store.save(gdir / "model.pt", model.state_dict())
@@ -346,11 +348,10 @@ def _generations(spec, make_model, source, evaluate, run_dir, root, key, h, prog
 def _train(spec, t, make_model, ctx, run_dir, key, share_first):
     """(model of generation t, counts): generation 1 on the real draw (shared between runs),
     later ones through the step."""
-    model = make_model()
     if t > 1:
-        if spec.init == "finetune":
-            model.load_state_dict(store.load(ctx.root / gen_dir(t - 1) / "model.pt"))
+        model = ctx.model(t - 1) if spec.init == "finetune" else make_model()
         return model, _check_counts(spec.train(t, model, ctx))
+    model = make_model()
     n = spec.n_first
     counts = {"real": n, "synthetic": 0, "by_provenance": {"0": n}}
     if not share_first:
@@ -400,14 +401,9 @@ def evaluator_identity(evaluate) -> dict:
     return {"type": getattr(evaluate, "__qualname__", type(evaluate).__qualname__)}
 
 
-def _scored_by(gdir) -> dict | None:
-    return json.loads((gdir / "manifest.json").read_text()).get("evaluator")
-
-
 def _rescore(gdir, loaded, make_model, evaluate, scorer) -> dict:
     """Evaluate a verified generation again and record the new metrics in its manifest."""
-    model = make_model()
-    model.load_state_dict(store.load(gdir / "model.pt"))
+    model = load_model(make_model, gdir.parent, loaded.generation)
     metrics = _check_metrics(evaluate(*loaded.samples, model, loaded.generation))
     store.save_json(gdir / "metrics.json", metrics)
     manifest = json.loads((gdir / "manifest.json").read_text())
@@ -419,19 +415,21 @@ def _rescore(gdir, loaded, make_model, evaluate, scorer) -> dict:
 
 
 def _load_generation(gdir, spec, key, h, t):
-    """(the verified generation in gdir, None) or (None, "path: what is wrong")."""
+    """(the verified generation in gdir, None, the evaluator that scored it) or
+    (None, "path: what is wrong", None)."""
     try:
         problem = _verify(gdir, spec, key, h, t)
         if problem:
-            return None, problem
+            return None, problem, None
         manifest = json.loads((gdir / "manifest.json").read_text())
         samples = store.load(gdir / "samples.pt")
         metrics = json.loads((gdir / "metrics.json").read_text())
         counts = manifest["counts"]
         return Generation(t, counts, _provenance(counts), (samples["x"], samples["y"]), metrics,
-                          manifest["seeds"], manifest["seconds"], True), None  # fmt: skip
+                          manifest["seeds"], manifest["seconds"], True), None, manifest.get(
+            "evaluator")  # fmt: skip
     except Exception as err:  # even verified files that do not load are recomputed, loudly
-        return None, f"{gdir}: does not load ({type(err).__name__}: {err})"
+        return None, f"{gdir}: does not load ({type(err).__name__}: {err})", None
 
 
 def _verify(gdir, spec, key, h, t) -> str | None:

@@ -22,7 +22,7 @@ POOLS = ("previous", "accumulate", "accumulate_subsample")
 
 @dataclass(frozen=True)
 class LoopSpec(RunSpec):
-    """What a loop does; see DESIGN.md section 2. Validated on construction.
+    """What a loop does: its kind, real and synthetic sizes and synthetic pool. Validated on construction.
 
     ``n_initial`` real items train generation 1; later generations train on ``n_real`` real items
     (the fixed first draw for ``synthetic_augmented``, a new draw each generation for

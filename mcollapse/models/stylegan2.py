@@ -418,7 +418,7 @@ def r1_penalty(discriminator, real, gamma):
 
 @dataclass(frozen=True)
 class Training:
-    """Training settings (DESIGN.md section 3/02). ``gamma=None`` takes the paper's heuristic
+    """Training settings (StyleGAN-2 as MAD trained it, shrunk for 8x8 digits). ``gamma=None`` takes the paper's heuristic
     0.0002 * resolution^2 / batch. The generator EMA's half-life is ``ema_images`` images, but at
     most ``ema_ramp`` times the images seen so far (StyleGAN2-ADA's ramp-up). ``augment`` is
     ``"none"`` or a comma-separated subset of ``AUGMENTS`` (see ``diff_augment``), applied to
