@@ -1,34 +1,88 @@
-"""The claims cell: each notebook ends by asserting its headline results on the numbers it computed.
+"""The claims cell: each notebook ends by testing the papers' statements on the numbers it computed.
 
-Each check prints PASS or FAIL with the numbers behind it, so a reader sees every claim, and
-``assert_all`` then fails the notebook (and CI) if any did not hold.
+Every claim prints PASS or FAIL with its measured value, the threshold and the margin, so a reader
+sees how close each result came; ``assert_all`` then fails the notebook (and CI) if any did not
+hold. Effects of trained models are judged over seeds (``over_seeds``): a single run proves
+nothing, and an effect the seeds do not support is reported as "not reproduced at this scale"
+rather than asserted.
 """
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
+
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
 
 
 class Claims:
-    """An ordered list of checked claims."""
+    """An ordered list of checked claims, plus the effects reported as not reproduced."""
 
     def __init__(self) -> None:
         self.results: list[tuple[str, bool]] = []
+        self.not_reproduced: list[str] = []
 
     def check(self, text: str, ok) -> bool:
-        """Record a claim and whether it holds."""
+        """Record a claim and whether it holds (for structural checks with no single number)."""
         ok = bool(ok)
         self.results.append((text, ok))
         print(("PASS  " if ok else "FAIL  ") + text)
         return ok
+
+    def compare(self, text: str, value: float, op: str, threshold: float, basis: str = "") -> bool:
+        """Claim ``value op threshold``; print both and the margin (positive when the claim holds)."""
+        if op not in _OPS:
+            raise ValueError(f"op={op!r}: expected one of {sorted(_OPS)}")
+        value, threshold = float(value), float(threshold)
+        margin = value - threshold if op in (">", ">=") else threshold - value
+        detail = f": {_fmt(value)} {op} {_fmt(threshold)} (margin {margin:+.3g}"
+        detail += f"; {basis})" if basis else ")"
+        return self.check(text + detail, _OPS[op](value, threshold))
 
     def mean_matches(self, text: str, samples, expected: float, n_se: float = 4.0) -> bool:
         """Claim that the mean of ``samples`` is within ``n_se`` standard errors of ``expected``."""
         samples = np.asarray(samples, dtype=float)
         mean = samples.mean()
         se = samples.std(ddof=1) / np.sqrt(samples.size)
-        detail = f" (simulation {mean:.4g} ± {se:.2g}, theory {float(expected):.4g})"
+        detail = (
+            f": simulation {_fmt(mean)} ± {se:.2g}, closed form {_fmt(expected)},"
+            f" |difference| {abs(mean - expected):.2g} < {n_se:g} SE = {n_se * se:.2g}"
+        )
         return self.check(text + detail, abs(mean - expected) < n_se * se)
+
+    def over_seeds(self, text: str, effects, n_se: float = 2.0, expected: bool = True) -> bool:
+        """Judge an effect measured once per seed; positive values mean the effect is present.
+
+        The effect is reproduced when its mean exceeds ``n_se`` standard errors across seeds, or
+        when every seed shows it. Pass paired effects (a difference within each seed) where two
+        loops share generation 1. With ``expected`` the claim fails if the seeds do not show the
+        effect; without it the result is only reported, as reproduced or "not reproduced at this
+        scale", and nothing is asserted.
+        """
+        effects = np.asarray(effects, dtype=float).ravel()
+        if effects.size < 2:
+            raise ValueError(f"effects: need at least 2 seeds, got {effects.size}")
+        mean = effects.mean()
+        se = effects.std(ddof=1) / np.sqrt(effects.size)
+        every = bool(np.all(effects > 0))
+        shown = bool(mean > n_se * se) or every
+        detail = (
+            f": mean effect {_fmt(mean)} vs {n_se:g} SE = {_fmt(n_se * se)} (margin"
+            f" {mean - n_se * se:+.3g}); {int(np.sum(effects > 0))} / {effects.size} seeds show it"
+            f" [{', '.join(_fmt(e) for e in effects)}]"
+        )
+        if expected:
+            return self.check(text + detail, shown)
+        tag = "SEEN  " if shown else "NOT REPRODUCED AT THIS SCALE  "
+        print(tag + text + detail)
+        if not shown:
+            self.not_reproduced.append(text)
+        return shown
 
     @property
     def failed(self) -> list[str]:
@@ -37,6 +91,8 @@ class Claims:
     def assert_all(self) -> None:
         """Print the tally; raise AssertionError naming every claim that failed."""
         print(f"\n{len(self.results) - len(self.failed)} / {len(self.results)} claims hold")
+        if self.not_reproduced:
+            print(f"{len(self.not_reproduced)} effect(s) not reproduced at this scale (not asserted)")
         if not self.results:
             raise AssertionError("no claims were checked")
         if self.failed:

@@ -28,3 +28,35 @@ def test_mean_matches_uses_the_standard_error():
 def test_no_claims_is_not_a_pass():
     with pytest.raises(AssertionError, match="no claims"):
         Claims().assert_all()
+
+
+def test_compare_prints_value_threshold_and_margin(capsys):
+    claims = Claims()
+    assert claims.compare("ratio rises", 2.5, ">", 2.0, "closed form")
+    assert not claims.compare("error stays small", 0.3, "<", 0.2)
+    out = capsys.readouterr().out
+    assert "PASS  ratio rises: 2.5 > 2 (margin +0.5; closed form)" in out
+    assert "FAIL  error stays small: 0.3 < 0.2 (margin -0.1)" in out
+    with pytest.raises(ValueError, match="op='=>'"):
+        claims.compare("bad", 1, "=>", 0)
+
+
+def test_an_effect_over_seeds_needs_two_standard_errors_or_every_seed():
+    claims = Claims()
+    assert claims.over_seeds("clear effect", [0.9, 1.1, 1.0])
+    assert claims.over_seeds("every seed, noisy", [0.1, 3.0, 0.05])
+    assert not claims.over_seeds("one seed against", [2.0, 2.5, -0.1])
+    with pytest.raises(ValueError, match="effects: need at least 2 seeds"):
+        claims.over_seeds("one seed", [1.0])
+
+
+def test_a_null_effect_is_not_claimed_and_unexpected_effects_are_only_reported(capsys):
+    null = np.random.default_rng(1).normal(0.0, 1.0, size=(200, 3))
+    claims = Claims()
+    shown = [claims.over_seeds("null", e, expected=False) for e in null]
+    # with no effect, 2 SE or all three seeds positive happens rarely (about 1/8 + a few %)
+    assert np.mean(shown) < 0.25
+    assert not claims.failed and len(claims.not_reproduced) == len(null) - sum(shown)
+    assert "NOT REPRODUCED AT THIS SCALE  null" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="no claims"):
+        claims.assert_all()
