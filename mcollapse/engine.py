@@ -553,12 +553,12 @@ def sweep(specs: Mapping[str, RunSpec], seeds: Sequence[int], make_model, source
         n_jobs = 1 if torch.cuda.is_available() else min(os.cpu_count() or 1, len(jobs))
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     if scheduler is None and n_jobs == 1:
-        for name, spec in firsts:
-            _run_quietly(spec, name, *args, progress=progress)
-        runs = [_run_quietly(spec, name, *args, progress=progress) for name, spec in jobs]
+        for _, spec in firsts:
+            _first_only(spec, *args)
+        runs = [_run_quietly(spec, *args, name=name, progress=progress) for name, spec in jobs]
     else:
-        _parallel(firsts, args, n_jobs, scheduler, "generation 1", progress)
-        runs = _parallel(jobs, args, n_jobs, scheduler, "runs", progress)
+        _parallel(_first_only, firsts, args, n_jobs, scheduler, "generation 1", progress)
+        runs = _parallel(_run_quietly, jobs, args, n_jobs, scheduler, "runs", progress)
     out: dict[str, list[Run]] = {name: [] for name in specs}
     for (name, _), r in zip(jobs, runs, strict=True):
         r.make_model = make_model
@@ -566,7 +566,7 @@ def sweep(specs: Mapping[str, RunSpec], seeds: Sequence[int], make_model, source
     return out
 
 
-def _run_quietly(spec, name, make_model, source, evaluate, run_dir, key, n_threads,
+def _run_quietly(spec, make_model, source, evaluate, run_dir, key, n_threads, name="",
                  progress=False) -> Run:  # fmt: skip
     """One run; in a worker without progress bars (the parent shows one over runs)."""
     r = run(spec, make_model, source, evaluate, run_dir, key=key, name=name, progress=progress,
@@ -575,10 +575,20 @@ def _run_quietly(spec, name, make_model, source, evaluate, run_dir, key, n_threa
     return r
 
 
-def _parallel(jobs, args, n_jobs, scheduler, what, progress) -> list[Run]:
+def _first_only(spec, make_model, source, evaluate, run_dir, key, n_threads, name=None) -> None:
+    """Train (or verify on disk) the shared generation-1 model of ``spec``, nothing else: its
+    samples are drawn by each run with its own bias."""
+    full_key = identity_key(make_model(), source, key)
+    root = Path(run_dir) / spec.hash(full_key)
+    with threads(n_threads):
+        _train(spec, 1, make_model, Context(spec, source, make_model, root, [], 1), Path(run_dir),
+               full_key, share_first=True)  # fmt: skip
+
+
+def _parallel(task, jobs, args, n_jobs, scheduler, what, progress) -> list:
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = [delayed(_run_quietly)(spec, name, *args) for name, spec in jobs]
+    tasks = [delayed(task)(spec, *args, name=name) for name, spec in jobs]
     client = None
     if scheduler is not None:
         from distributed import Client

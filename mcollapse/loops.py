@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ._checks import check_choice, check_int
@@ -99,3 +100,48 @@ def compose(spec: LoopSpec, t: int, ctx):
     y = torch.cat([p[1] for p in parts])
     prov = [p[2] if torch.is_tensor(p[2]) else torch.full((len(p[0]),), p[2]) for p in parts]
     return x, y, torch.cat(prov).to(torch.int16)
+
+
+def label_drift(spec: LoopSpec, real_labels, num_classes: int, chains: int, seed: int = 0):
+    """The labels-only null of a class-conditional loop: the class shares that resampling the
+    labels alone produces, as if every image were perfect.
+
+    A class-conditional model draws each generation's labels from its training set's class
+    frequencies, so the shares random-walk (Wright-Fisher drift) however good the images are. Each
+    chain composes labels as ``spec`` composes items (the real labels, then the synthetic pool) and
+    draws ``spec.n_draw`` labels per generation. Returns the share of the rarest class among each
+    generation's labels, shape ``(chains, spec.generations)``: the band against which a loop's own
+    rarest-class share is read.
+    """
+    chains = check_int("chains", chains, minimum=1)
+    labels = np.asarray(real_labels)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"real_labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}"
+        )
+    rng = np.random.default_rng(seed)
+    n_syn = min(spec.n_synthetic, spec.n_draw)
+    fed: list[np.ndarray] = []  # per generation, the counts of the labels the next one trains on
+    shares = np.empty((chains, spec.generations))
+    for t in range(1, spec.generations + 1):
+        train = np.zeros((chains, num_classes))
+        if t == 1:
+            train += np.bincount(labels[: spec.n_first], minlength=num_classes)
+        else:
+            if spec.kind == "synthetic_augmented":
+                train += np.bincount(labels[: spec.n_real], minlength=num_classes)
+            elif spec.kind == "fresh_data":
+                p_real = np.bincount(labels, minlength=num_classes) / len(labels)
+                train += rng.multinomial(spec.n_real, p_real, size=chains)
+            pool = fed[t - 2 :] if spec.synthetic_pool == "previous" else fed
+            pool = sum(pool)
+            if spec.synthetic_pool == "accumulate_subsample":
+                pool = np.stack([rng.multivariate_hypergeometric(c, spec.n_synthetic)
+                                 for c in pool.astype(np.int64)])  # fmt: skip
+            train += pool
+        p = train / train.sum(1, keepdims=True)
+        first = rng.multinomial(n_syn, p)
+        rest = rng.multinomial(spec.n_draw - n_syn, p)
+        fed.append(first)
+        shares[:, t - 1] = (first + rest).min(1) / spec.n_draw
+    return shares

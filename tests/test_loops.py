@@ -9,6 +9,7 @@ import sys
 import warnings
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
@@ -17,7 +18,7 @@ from torch_fidelity.metric_prc import calculate_precision_recall_full
 from mcollapse import engine
 from mcollapse.engine import INITS
 from mcollapse.engine import RunWarning as LoopWarning
-from mcollapse.loops import KINDS, POOLS, LoopSpec
+from mcollapse.loops import KINDS, POOLS, LoopSpec, label_drift
 from mcollapse.models import ClassGaussianMixture
 
 
@@ -568,3 +569,33 @@ def test_a_damaged_shared_generation_one_is_retrained_with_a_warning(damage, tmp
 
 def _model_state(root):
     return torch.load(root / "gen_01" / "model.pt", weights_only=True)
+
+
+def test_label_drift_of_a_fully_synthetic_loop_is_wright_fisher():
+    # two equal classes: (1/2 - rarest share)^2 = (p_t - 1/2)^2, whose mean is exactly
+    # 1/4 (1 - (1 - 1/n)^t) when each generation draws n labels from the previous n
+    n, gens = 50, 30
+    spec = LoopSpec("fully_synthetic", generations=gens, n_initial=n, n_synthetic=n)
+    labels = np.repeat([0, 1], n // 2)
+    shares = label_drift(spec, labels, num_classes=2, chains=20_000, seed=1)
+    t = np.arange(1, gens + 1)
+    expected = 0.25 * (1 - (1 - 1 / n) ** t)
+    measured = ((0.5 - shares) ** 2).mean(0)
+    se = ((0.5 - shares) ** 2).std(0) / np.sqrt(len(shares))
+    assert np.all(np.abs(measured - expected) < 4 * se + 1e-9)
+
+
+def test_a_fixed_real_set_bounds_the_label_drift_and_labels_are_checked():
+    n = 100
+    labels = np.repeat(np.arange(4), n // 4)
+    common = dict(generations=40, n_initial=n, n_synthetic=n)
+    full = label_drift(LoopSpec("fully_synthetic", **common), labels, 4, chains=2000)
+    aug = label_drift(LoopSpec("synthetic_augmented", n_real=n, **common), labels, 4, chains=2000)
+    acc = LoopSpec("synthetic_augmented", n_real=n, synthetic_pool="accumulate", **common)
+    acc = label_drift(acc, labels, 4, chains=2000)
+    # fully synthetic: the rarest class keeps shrinking; with the real set it settles near balance
+    assert full[:, -1].mean() < aug[:, -1].mean() - 0.05
+    assert abs(aug[:, -1].mean() - aug[:, 10].mean()) < 0.01
+    assert acc[:, -1].mean() >= aug[:, -1].mean() - 0.01
+    with pytest.raises(ValueError, match="real_labels must lie in"):
+        label_drift(LoopSpec("fully_synthetic", **common), labels + 1, 4, chains=2)
