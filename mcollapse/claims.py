@@ -92,7 +92,9 @@ class Claims:
         """Print the tally; raise AssertionError naming every claim that failed."""
         print(f"\n{len(self.results) - len(self.failed)} / {len(self.results)} claims hold")
         if self.not_reproduced:
-            print(f"{len(self.not_reproduced)} effect(s) not reproduced at this scale (not asserted)")
+            print(
+                f"{len(self.not_reproduced)} effect(s) not reproduced at this scale (not asserted)"
+            )
         if not self.results:
             raise AssertionError("no claims were checked")
         if self.failed:
