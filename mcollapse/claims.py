@@ -99,3 +99,18 @@ class Claims:
             raise AssertionError("no claims were checked")
         if self.failed:
             raise AssertionError("claims that failed:\n" + "\n".join(self.failed))
+
+
+def per_seed_change(records, metric: str, first: int, last: int, log: bool = False, **where):
+    """``metric`` at generation ``last`` minus at ``first``, one value per seed (in seed order), for
+    the engine's tidy records matching ``where`` (e.g. ``run="fully synthetic"``); with ``log``, the
+    log of their ratio. The per-seed effects that ``Claims.over_seeds`` judges."""
+    from .plotting import select
+
+    gens, values, _ = select(records, metric, **where)
+    at = {g: i for i, g in enumerate(gens)}
+    for name, g in (("first", first), ("last", last)):
+        if g not in at:
+            raise ValueError(f"{name}={g}: the records have generations {list(gens)}")
+    a, b = values[:, at[first]], values[:, at[last]]
+    return np.log(b / a) if log else b - a

@@ -169,6 +169,9 @@ def show_grid(ax, x, title: str = "", nrow: int | None = None, upscale: int | No
     ax.set_axis_off()
 
 
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
+
+
 def metric_by_generation(ax, records, metric: str, series: str, table=None, panel=None, **kwargs):
     """Plot ``metric`` against generation, one seed band per value of the ``series`` column.
 
@@ -179,9 +182,11 @@ def metric_by_generation(ax, records, metric: str, series: str, table=None, pane
     if not rows:
         known = sorted({r["metric"] for r in records})
         raise ValueError(f"metric must be one of {known}, got {metric!r}")
-    for name in dict.fromkeys(r[series] for r in rows):
+    for i, name in enumerate(dict.fromkeys(r[series] for r in rows)):
+        marker = MARKERS[i % len(MARKERS)]
         x, values, _ = select(rows, metric, **{series: name})
-        seed_band(ax, x, values, f"{series} = {name}", table, panel or metric, **kwargs)
+        label = name if series == "run" else f"{series} = {name}"
+        seed_band(ax, x, values, label, table, panel or metric, **{"marker": marker, **kwargs})
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -129,7 +129,7 @@ def test_select_and_seed_band_draw_the_mean_and_95_percent_interval_over_seeds()
     assert [row["lo"] for row in table] == pytest.approx((mean - half).tolist())
     table = []
     plotting.metric_by_generation(ax, records, "fid", "run", table)
-    assert {row["series"] for row in table} == {"run = a", "run = b"}
+    assert {row["series"] for row in table} == {"a", "b"}
     with pytest.raises(ValueError, match="lack"):
         plotting.select(records[:-1], "fid", run="b")
     with pytest.raises(ValueError, match="no records for metric='kid'"):
