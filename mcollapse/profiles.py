@@ -212,7 +212,7 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
             "chains_d": 300,
             "generations_d": 60,
             "long_generations_d": 600,
-            "chains_pool": 100,
+            "chains_pool": 300,
             "generations_pool": 60,
             "chains_regression": 500,
             "chains_ratio": 300,

@@ -279,6 +279,72 @@ def test_tail_mass():
     assert np.median(collapsed) < 1e-3 * G.tail_mass(0.0, 1.0)
 
 
+def test_log_tail_mass_agrees_and_does_not_underflow():
+    """log_tail_mass is log(tail_mass) where that is representable, and finite far beyond it."""
+    mean, var = np.array([0.0, 0.7, -2.5, 4.0]), np.array([1.0, 0.5, 0.2, 2.0])
+    np.testing.assert_allclose(G.log_tail_mass(mean, var), np.log(G.tail_mass(mean, var)))
+    far = G.log_tail_mass(0.1, 1e-6)
+    assert G.tail_mass(0.1, 1e-6) == 0.0 and np.isfinite(far) and far < -1e6
+
+
+def test_simulate_1d_fresh_is_the_null_without_feedback():
+    """Every generation is a fit to fresh samples of the truth: same law each time, independent."""
+    m, gens, chains = 10, 6, 20_000
+    run = G.simulate_1d_fresh(m, gens, chains, seed=92)
+    np.testing.assert_array_equal(run["var"][:, 0], 1.0)
+    np.testing.assert_array_equal(run["mean"][:, 0], 0.0)
+    for t in (1, gens):
+        p = stats.kstest((m - 1) * run["var"][:, t], stats.chi2(m - 1).cdf).pvalue
+        assert p > KS_P, f"var_{t}: KS p-value {p:.2g}"
+        p = stats.kstest(np.sqrt(m) * run["mean"][:, t], stats.norm.cdf).pvalue
+        assert p > KS_P, f"mean_{t}: KS p-value {p:.2g}"
+    # No feedback: generation 1 says nothing about the last (the loop's correlation is about 0.6).
+    corr = np.corrcoef(np.log(run["var"][:, 1]), np.log(run["var"][:, gens]))[0, 1]
+    assert abs(corr) < N_SE / np.sqrt(chains)
+    loop = G.simulate_1d(m, gens, chains, seed=93)
+    assert np.corrcoef(np.log(loop["var"][:, 1]), np.log(loop["var"][:, gens]))[0, 1] > 0.3
+
+
+def test_tail_claims_hold_on_the_loop_and_fail_on_the_null():
+    """The notebook's two tail claims, in the notebook's form, must fail without feedback.
+
+    (1) the median run loses its tail mass faster than its variance (excess < -4 SE) and (2) the
+    share of runs keeping less tail mass than the original grows (gain > 4 SE), from generation 1
+    to generation 100 at M = 100. Re-fitting fresh samples of the truth each generation keeps
+    every generation's law the same, so neither may hold there.
+    """
+    m, gens, chains = 100, 100, 4000
+    verdicts = {}
+    for name, simulate, seed in (("loop", G.simulate_1d, 97), ("null", G.simulate_1d_fresh, 98)):
+        run = simulate(m, gens, chains, seed=seed)
+        s = G.tail_collapse_statistics(run["mean"], run["var"], 1, gens, seed=99)
+        verdicts[name] = (
+            s["excess"] < -N_SE * s["excess_se"],
+            s["share_gain"] > N_SE * s["share_gain_se"],
+        )
+    assert verdicts == {"loop": (True, True), "null": (False, False)}
+
+
+def test_share_below_original():
+    """Generation 0 is the original itself (never below it); a collapsed fit at 0 always is."""
+    mean = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])
+    var = np.array([[1.0, 1e-4, 1e-4], [1.0, 2.0, 0.5]])
+    np.testing.assert_allclose(G.share_below_original(mean, var), [0.0, 0.5, 0.5])
+
+
+def test_median_slope_and_its_bootstrap_error():
+    """Exact on straight lines; on random walks the bootstrap SE is near sqrt(pi/2) SD / sqrt(n)."""
+    lines = np.arange(11.0)[None, :] * np.array([[1.0], [2.0], [3.0]])
+    slope, _ = G.median_slope(lines, 2, 10, seed=1)
+    assert slope == pytest.approx(2.0)
+    rng = np.random.default_rng(94)
+    walks = np.cumsum(rng.standard_normal((4000, 101)), axis=1)
+    slope, se = G.median_slope(walks, 50, 100, seed=2)
+    want = np.sqrt(np.pi / 2) * np.sqrt(50) / 50 / np.sqrt(4000)  # increments' median, roughly
+    assert 0.7 * want < se < 1.6 * want
+    assert abs(slope) < N_SE * se
+
+
 # --------------------------------------------------------------------------------------------
 # 6. d-dimensional closed forms on the fully synthetic loop
 # --------------------------------------------------------------------------------------------
@@ -331,6 +397,34 @@ def test_log_det_drift_is_negative_and_agrees_with_1d():
         np.testing.assert_allclose(G.log_det_drift(1, m), G.expected_log_var_1d(1, m), rtol=1e-12)
         np.testing.assert_allclose(G.expected_det_ratio(7, 1, m), 1.0, rtol=1e-12)
     np.testing.assert_allclose(G.log_det_drift(D, N, 0.8) - G.log_det_drift(D, N), D * np.log(0.8))
+
+
+def test_lyapunov_exponents_closed_form():
+    """psi(nu/2) + log(2/nu) on top (about -0.0101 at n = 100, in any dimension); the exponents
+    fall with i, sum to the log-det drift, shift by log(lam), and the top one is E log(chi2/nu)."""
+    top = G.top_lyapunov_exponent(N)
+    assert top == pytest.approx(-0.010135, abs=5e-6)
+    exponents = G.lyapunov_exponents(D, N)
+    assert exponents[0] == pytest.approx(top, rel=1e-12) and (np.diff(exponents) < 0).all()
+    np.testing.assert_allclose(exponents.sum(), G.log_det_drift(D, N), rtol=1e-12)
+    np.testing.assert_allclose(G.lyapunov_exponents(3, N)[0], top, rtol=1e-12)
+    np.testing.assert_allclose(G.top_lyapunov_exponent(N, 0.8) - top, np.log(0.8), rtol=1e-12)
+    np.testing.assert_allclose(G.lyapunov_exponents(1, N), G.expected_log_var_1d(1, N))
+    draws = np.log(np.random.default_rng(115).chisquare(N - 1, 400_000) / (N - 1))
+    assert_mean_matches(draws, top, label="E log(chi2/nu)")
+    assert top > G.log_det_drift(D, N) / D + 0.04  # far slower than log det per dimension
+
+
+@pytest.mark.parametrize("bias", [1.0, 0.8])
+def test_median_log_trace_falls_at_the_top_lyapunov_exponent(bias):
+    """The median run's log trace falls at the top exponent, not at the log-det rate per dimension."""
+    d, n, gens, chains = 5, 20, 400, 400
+    run = G.simulate_fully_synthetic(d, n, gens, chains, seed=116, bias=bias, w2=False)
+    slope, se = G.median_slope(run["log_trace"], gens // 2, gens, seed=117)
+    top = G.top_lyapunov_exponent(n, bias)
+    assert abs(slope - top) < N_SE * se, f"slope {slope:.4g} vs {top:.4g} (SE {se:.2g})"
+    per_dimension = G.log_det_drift(d, n, bias) / d
+    assert abs(slope - per_dimension) > 10 * N_SE * se
 
 
 def test_long_run_log_det_is_stable():
@@ -538,6 +632,7 @@ def test_regression_noise_var_scales_error():
 SIMULATORS = {
     "1d": lambda s: G.simulate_1d(10, 5, 20, s),
     "1d_brute": lambda s: G.simulate_1d_brute_force(10, 5, 20, s),
+    "1d_fresh": lambda s: G.simulate_1d_fresh(10, 5, 20, s),
     "fully_synthetic": lambda s: G.simulate_fully_synthetic(3, 8, 5, 20, s, bias=0.9),
     "augmented": lambda s: G.simulate_augmented(3, 8, 6, 5, 20, s, bias=0.9),
     "replace": lambda s: G.simulate_pool(3, 8, 5, 20, s, pool="replace"),
@@ -583,6 +678,16 @@ BAD_INPUTS = [
     (lambda: G.simulate_1d(10, 3, 5, None), r"seed must be .*got None"),
     (lambda: G.simulate_1d(10, 3, 5, 1, sigma=0.0), r"sigma must be a finite number > 0"),
     (lambda: G.simulate_1d_brute_force(10, 0, 5, 1), r"generations must be an integer in \[1"),
+    (lambda: G.simulate_1d_fresh(1, 3, 5, 1), r"n_samples must be an integer in \[2, inf\], got 1"),
+    (lambda: G.simulate_1d_fresh(10, 3, 5, 1, sigma=-1.0), r"sigma must be a finite number > 0"),
+    (
+        lambda: G.tail_collapse_statistics(np.zeros((3, 4)), np.ones((3, 4)), 2, 2),
+        r"late must be an integer in \[3, inf\], got 2",
+    ),
+    (lambda: G.median_slope(np.zeros((3, 4)), 3, 1), r"stop must be an integer in \[4, inf\]"),
+    (lambda: G.top_lyapunov_exponent(1), r"n_samples must be an integer in \[2, inf\], got 1"),
+    (lambda: G.top_lyapunov_exponent(10, bias=0), r"bias must be a number in \(0, 1\]"),
+    (lambda: G.lyapunov_exponents(5, 5), r"n_samples must be an integer in \[6, inf\], got 5"),
     (lambda: G.simulate_1d(True, 3, 5, 1), r"n_samples must be an integer, got True"),
     (
         lambda: G.simulate_fully_synthetic(3, 8, 3, 5, 1, bias=0),
