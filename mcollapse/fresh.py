@@ -273,3 +273,334 @@ def admissible_boundary(n_synthetic, ratio, high=None) -> np.ndarray:
         frac = np.clip((row[j - 1] - 1) / (row[j - 1] - row[j]), 0.0, 1.0)
         out[i] = math.exp(lo + frac * (hi - lo))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Closed forms of the stationary law (ours): n_e at lambda = 1, the threshold for lambda < 1
+# --------------------------------------------------------------------------------------------
+
+
+def stationary_moments(n_real, n_synthetic, bias=1.0) -> dict:
+    """The long-run moments of the loop ``fresh_step`` implements, from its recursion (ours).
+
+    Pooling n_r fresh draws of N(0, I) with n_s draws of N(mu, lambda S), n = n_r + n_s, gives
+
+        mu' = (n_r xbar_r + n_s xbar_s) / n,
+        (n - 1) S' = scatter_r + scatter_s + (n_r n_s / n) (xbar_r - xbar_s)(xbar_r - xbar_s)^T,
+
+    with xbar_s = mu + N(0, lambda S / n_s) and E scatter_s = lambda (n_s - 1) S. By symmetry
+    E[mu mu^T] = v I and E[S] = s I, and taking expectations gives two linear equations that the
+    stationary law satisfies exactly (rho = n_s / n, the previous model's weight):
+
+        v = rho^2 v + (n_r + lambda n_s s) / n^2,
+        (n - 1) s = (n_r - 1) + lambda (n_s - 1) s + n_s / n + lambda n_r s / n + (n_r n_s / n) v.
+
+    At lambda = 1 they solve to s = 1 + n_s v / (n - 1) and 1 / v = n - n_s^2 / (n - 1), i.e.
+    v = 1 / (n_r (1 + rho_e)) with rho_e = n_s (n_r - 1) / (n_r (n - 1)) ~ rho: the mean of the loop
+    is as good as that of n_r (1 + rho_e) < 2 n_r real samples. Returns ``mean_sq`` (v, so that
+    E|mu|^2 = d v), ``scale`` (s) and ``dof``: the degrees of freedom k_e of the Wishart whose
+    scaled fluctuation matches that of the stationary S to second order (by the same recursion
+    for E||S - s I||_F^2, dropping the between-batch term's O(1/n) part):
+
+        k_e = s^2 (n - 1)^2 (1 - lambda^2 rho_1^2) / ((n_r - 1) + lambda^2 (n_s - 1) s^2),
+
+    rho_1 = (n_s - 1) / (n - 1); with no synthetic data k_e = n_r - 1, a fit to n_r samples.
+    Arguments broadcast; every result has their broadcast shape.
+    """
+    nr, ns, lam = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (n_real, n_synthetic, bias))
+    )
+    if (nr < 2).any() or (ns < 0).any() or not ((lam > 0) & (lam <= 1)).all():
+        raise ValueError(
+            "need n_real >= 2, n_synthetic >= 0 and bias in (0, 1];"
+            f" got n_real {nr.min()}, n_synthetic {ns.min()}, bias {lam.min()}..{lam.max()}"
+        )
+    n = nr + ns
+    rho = ns / n
+    ms = np.maximum(ns - 1, 0.0)  # the synthetic scatter's degrees of freedom (none for <= 1 draw)
+    cross = np.where(ns > 0, lam * nr / n, 0.0)
+    # a11 s + a12 v = b1 ;  a21 s + a22 v = b2
+    a11 = (n - 1) - lam * ms - cross
+    a12 = -nr * ns / n
+    b1 = (nr - 1) + ns / n
+    a21 = -lam * ns / n**2
+    a22 = 1 - rho**2
+    b2 = nr / n**2
+    det = a11 * a22 - a12 * a21
+    s = (b1 * a22 - a12 * b2) / det
+    v = (a11 * b2 - a21 * b1) / det
+    rho1 = ms / (n - 1)
+    dof = s**2 * (n - 1) ** 2 * (1 - lam**2 * rho1**2) / ((nr - 1) + lam**2 * ms * s**2)
+    return {"mean_sq": v, "scale": s, "dof": dof}
+
+
+def unbiased_ratio(n_real, n_synthetic) -> np.ndarray:
+    """n_e / n_r of the loop's mean at lambda = 1, exactly: 1 + n_s (n_r - 1) / (n_r (n_r + n_s - 1)).
+
+    It rises with n_s towards 2 - 1 / n_r and never reaches 2: pooling with an unbiased previous
+    model at most doubles what the fresh data is worth (see ``stationary_moments``).
+    """
+    nr, ns = np.asarray(n_real, dtype=float), np.asarray(n_synthetic, dtype=float)
+    return 1 + ns * (nr - 1) / (nr * (nr + ns - 1))
+
+
+def reference_spread(reference: dict, dim, n) -> np.ndarray:
+    """E sum_i (sqrt(e_i) - 1)^2 for a fit to n real samples (real-valued n), read off ``reference``
+    (its W2^2 minus the exact mean part d / n), interpolated in log-log; beyond its largest size it
+    falls like 1 / (n - 1), as the spread of a Wishart does."""
+    sizes = np.asarray(reference["sizes"], dtype=float)
+    spread = np.asarray(reference["mean"], dtype=float) - dim / sizes
+    if (spread <= 0).any():
+        raise ValueError("reference: its distances must exceed the mean part dim / n")
+    n = np.asarray(n, dtype=float)
+    inside = np.exp(np.interp(np.log(n), np.log(sizes), np.log(spread)))
+    beyond = spread[-1] * (sizes[-1] - 1) / np.maximum(n - 1, 1e-300)
+    return np.where(n > sizes[-1], beyond, inside)
+
+
+def closed_form_distance(dim, n_real, n_synthetic, bias, reference: dict) -> np.ndarray:
+    """Long-run E W2^2 of the loop (ours): d v + d (sqrt(s) - 1)^2 + sqrt(s) R(k_e + 1).
+
+    v, s and k_e are ``stationary_moments``; R(n) is the covariance part of a fit to n real samples
+    (``reference_spread``). The mean part is exact; the covariance part treats the stationary S as
+    s times a Wishart(I, k_e) / k_e, which matches its mean and fluctuation (to second order) and
+    keeps the curvature of the square root. ``reference`` is ``reference_curve(dim, ...)``.
+    """
+    d = check_int("dim", dim, minimum=1)
+    m = stationary_moments(n_real, n_synthetic, bias)
+    root = np.sqrt(m["scale"])
+    return (
+        d * m["mean_sq"] + d * (root - 1) ** 2 + root * reference_spread(reference, d, m["dof"] + 1)
+    )
+
+
+def closed_form_ratio(dim, n_real, n_synthetic, bias, reference: dict) -> np.ndarray:
+    """n_e / n_r from ``closed_form_distance``, read through the same reference as the simulation."""
+    distance = closed_form_distance(dim, n_real, n_synthetic, bias, reference)
+    return effective_sample_size(distance, reference)["n_e"] / np.asarray(n_real, dtype=float)
+
+
+def harm_threshold(dim, n_real, bias, reference: dict, n_max=1e7) -> np.ndarray:
+    """The n_s above which synthetic data hurts (closed-form n_e / n_r < 1), for each n_r and bias.
+
+    For lambda < 1 a little synthetic data helps (its variance gain is first order in
+    rho = n_s / n, its bias (1 - lambda) rho enters W2^2 squared), and past a threshold the bias
+    wins. Found as the crossing of ``closed_form_ratio`` with 1 after its maximum, on a log grid
+    of n_s up to ``n_max`` refined by bisection; NaN where it never crosses (lambda = 1).
+    Arguments broadcast.
+    """
+    from scipy.optimize import brentq
+
+    nr_all, lam_all = np.broadcast_arrays(np.asarray(n_real), np.asarray(bias, dtype=float))
+    out = np.full(nr_all.shape, np.nan)
+    for idx in np.ndindex(nr_all.shape):
+        nr, lam = float(nr_all[idx]), float(lam_all[idx])
+        if lam >= 1:
+            continue
+        grid = np.geomspace(max(1.0, dim + 1 - nr), n_max, 400)
+        gap = closed_form_ratio(dim, nr, grid, lam, reference) - 1
+        below = np.flatnonzero((gap < 0) & (np.arange(len(gap)) > np.argmax(gap)))
+        if below.size == 0:
+            continue
+        j = below[0]
+        if j == 0:
+            out[idx] = grid[0]
+            continue
+        lo, hi = math.log(grid[j - 1]), math.log(grid[j])
+        out[idx] = math.exp(brentq(_ratio_gap, lo, hi, args=(dim, nr, lam, reference), xtol=1e-6))
+    return out
+
+
+def _ratio_gap(log_ns, dim, nr, lam, reference):
+    return float(closed_form_ratio(dim, nr, math.exp(log_ns), lam, reference)) - 1
+
+
+def harm_threshold_limit(dim, bias) -> np.ndarray:
+    """``harm_threshold`` as n_r grows without bound (ours, to leading order in rho = n_s / n_r):
+
+        n_s* -> [4 (2 - lambda) + (d + 1)(1/2 + 3 lambda / 2 - lambda^2)] / (1 - lambda)^2.
+
+    Balancing the squared bias d (1 - lambda)^2 rho^2 / 4 against the variance gain (of the mean,
+    d (2 - lambda) rho / n_r, and of the covariance, d (d + 1)(1/2 + 3 lambda / 2 - lambda^2) rho /
+    (4 n_r)) fixes rho n_r = n_s: the threshold levels off at a number of synthetic samples that
+    grows linearly with the dimension d and like (1 - lambda)^-2 as the bias vanishes.
+    """
+    d = np.asarray(dim, dtype=float)
+    lam = np.asarray(bias, dtype=float)
+    with np.errstate(divide="ignore"):
+        return (4 * (2 - lam) + (d + 1) * (0.5 + 1.5 * lam - lam**2)) / (1 - lam) ** 2
+
+
+def boundary_mismatch(simulated, closed, n_synthetic) -> np.ndarray:
+    """Per row, the factor (>= 1) between a simulated boundary (``admissible_boundary``) and a
+    closed-form threshold (``harm_threshold``) on the grid ``n_synthetic``.
+
+    A simulated 0 (harm already at the grid's smallest n_s > 0) agrees with any threshold below that
+    n_s, and a simulated NaN (no harm within the grid) with any threshold above its largest n_s;
+    beyond those, the factor is how far the threshold lies outside. NaN where ``closed`` is NaN.
+    """
+    ns = np.asarray(n_synthetic, dtype=float)
+    low, high = ns[ns > 0].min(), ns.max()
+    sim, cf = np.asarray(simulated, dtype=float), np.asarray(closed, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inside = np.maximum(sim / cf, cf / sim)
+        out = np.where(sim == 0, np.maximum(1.0, cf / low), inside)
+        out = np.where(np.isnan(sim), np.maximum(1.0, high / cf), out)
+    return np.where(np.isnan(cf), np.nan, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Forgetting the start (Khelifa et al.): the squared bias decays like (1 - alpha)^(2t)
+# --------------------------------------------------------------------------------------------
+
+
+def simulate_forgetting(
+    dim, n_real, n_synthetic, generations, chains, seed, offset, bias=1.0
+) -> dict:
+    """The loop started far from the truth, at N(offset * 1, I_d) (generation 0).
+
+    Since E xbar_s = mu and E xbar_r = 0, E mu_t = (1 - alpha)^t mu_0 exactly, alpha = n_r / n:
+    the squared bias |E mu_t|^2 = (1 - alpha)^(2t) |mu_0|^2, whatever lambda. Returns, of shape
+    (chains, generations + 1): ``along``, mu_t . mu_0 / |mu_0|^2 (the start's share left, mean
+    (1 - alpha)^t), and ``mean_sq``, |mu_t|^2 (whose excess over its stationary level also holds
+    the covariance's transient, which decays like (1 - alpha)^t but starts small).
+    """
+    d = check_int("dim", dim, minimum=1)
+    nr = check_int("n_real", n_real, minimum=2)
+    ns = check_int("n_synthetic", n_synthetic, minimum=0)
+    if nr + ns < d + 1:
+        raise ValueError(f"n_real + n_synthetic must be >= dim + 1 = {d + 1}, got {nr + ns}")
+    g = check_int("generations", generations, minimum=1)
+    c = check_int("chains", chains, minimum=2)
+    offset = check_positive("offset", offset)
+    lam = check_bias("bias", bias)
+    rng = as_generator(seed)
+    start = GaussianFits.standard(c, d)
+    model = dataclasses.replace(start, mean=np.full((c, d), offset))
+    u = model.mean[0] / (offset**2 * d)
+    along, mean_sq = [model.mean @ u], [(model.mean**2).sum(axis=1)]
+    for _ in range(g):
+        model = fresh_step(model, nr, ns, lam, rng)
+        along.append(model.mean @ u)
+        mean_sq.append((model.mean**2).sum(axis=1))
+    return {"along": np.stack(along, axis=1), "mean_sq": np.stack(mean_sq, axis=1)}
+
+
+def start_bias_decay(n_real, n_synthetic, generations) -> np.ndarray:
+    """(1 - alpha)^(2t) for t = 0..generations, alpha = n_r / (n_r + n_s): what is left of the
+    start's squared bias (Khelifa et al., arXiv 2602.16601)."""
+    rho = float(n_synthetic) / (float(n_real) + float(n_synthetic))
+    return rho ** (2 * np.arange(check_int("generations", generations, minimum=0) + 1))
+
+
+def forgetting_rate(along, generation: int) -> tuple[float, float]:
+    """The squared bias's decay per generation measured at ``generation`` t, with its standard error.
+
+    ``along`` is ``simulate_forgetting``'s (chains independent): the rate is m^(2/t), m the mean
+    share left at t, and its SE (2 / t) rate se(m) / m by the delta method.
+    """
+    along = np.asarray(along, dtype=float)
+    t = check_int("generation", generation, minimum=1, maximum=along.shape[1] - 1)
+    m = along[:, t].mean()
+    se = along[:, t].std(ddof=1) / math.sqrt(along.shape[0])
+    if m <= 0:
+        raise ValueError(
+            f"the mean share left at generation {t} is {m:.3g} <= 0: pick an earlier t"
+        )
+    rate = m ** (2 / t)
+    return rate, 2 / t * rate * se / m
+
+
+# --------------------------------------------------------------------------------------------
+# The weight on fresh real data (He, Xu and Cheng): 1 / phi for equal sample sizes
+# --------------------------------------------------------------------------------------------
+
+GOLDEN_WEIGHT = (math.sqrt(5) - 1) / 2  # 1 / phi = 0.618...
+
+
+def weighted_mean_mse(weight, n_real, n_synthetic) -> np.ndarray:
+    """Stationary E (mu - mu*)^2, in units of sigma^2 / n_r, of the weighted loop (ours):
+
+        mu' = w xbar_r + (1 - w) xbar_s,  xbar_r ~ N(mu*, sigma^2 / n_r),  xbar_s ~ N(mu, sigma^2 / n_s):
+
+    the error e' = w eps_r + (1 - w)(e + eps_s) has M = (w^2 / n_r + (1 - w)^2 / n_s) / (1 - (1 - w)^2)
+    (sigma^2 known, 0 < w <= 1). With n_s = n_r the minimum is at w^2 + w - 1 = 0, w = 1 / phi, where
+    M = 1 / phi: the loop is worth phi = 1.618 times its fresh data, against 1.5 for pooling (w = 1/2)
+    and 1 for fresh data alone (w = 1).
+    """
+    w = np.asarray(weight, dtype=float)
+    if ((w <= 0) | (w > 1)).any():
+        raise ValueError(f"weight must be in (0, 1], got {w.min()}..{w.max()}")
+    k = float(n_real) / float(n_synthetic)
+    return (w**2 + k * (1 - w) ** 2) / (1 - (1 - w) ** 2)
+
+
+def optimal_weight(n_real, n_synthetic) -> float:
+    """The w minimising ``weighted_mean_mse``: k w^2 + w - 1 = 0, k = n_s / n_r (1 / phi at k = 1)."""
+    k = check_positive("n_synthetic", float(n_synthetic)) / check_positive("n_real", float(n_real))
+    return (math.sqrt(1 + 4 * k) - 1) / (2 * k)
+
+
+def simulate_weighted_mean(
+    weights, n_real, n_synthetic, chains, seed, settle=10.0, window=60.0
+) -> dict:
+    """The weighted loop simulated exactly (sample means drawn from their laws), sigma = 1.
+
+    Every weight runs ``chains`` chains from the truth for ``settle`` memories 1 / (1 - (1 - w)^2)
+    (of the smallest weight), then averages n_r (mu - mu*)^2 over ``window`` more. Chain i draws
+    the same noise for every weight (common random numbers), so differences between weights are
+    paired within a chain and far more precise than either value. Returns ``mean`` and ``se``
+    (across chains of their time averages) per weight, in units of sigma^2 / n_r, and ``per_chain``
+    (weights, chains).
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or ((w <= 0) | (w > 1)).any():
+        raise ValueError(f"weights must be a 1-D array in (0, 1], got {w}")
+    nr = check_int("n_real", n_real, minimum=1)
+    ns = check_int("n_synthetic", n_synthetic, minimum=1)
+    c = check_int("chains", chains, minimum=2)
+    rng = as_generator(seed)
+    tau = 1 / (1 - (1 - w.min()) ** 2)
+    burn = math.ceil(check_positive("settle", settle) * tau)
+    span = math.ceil(check_positive("window", window) * tau)
+    mu = np.zeros((len(w), c))
+    total = np.zeros_like(mu)
+    for t in range(burn + span):
+        real = rng.standard_normal(c) / math.sqrt(nr)
+        synthetic = mu + rng.standard_normal(c) / math.sqrt(ns)
+        mu = w[:, None] * real + (1 - w[:, None]) * synthetic
+        if t >= burn:
+            total += mu**2
+    per_chain = nr * total / span
+    return {
+        "mean": per_chain.mean(axis=1),
+        "se": per_chain.std(axis=1, ddof=1) / math.sqrt(c),
+        "per_chain": per_chain,
+    }
+
+
+def weighted_argmin(weights, per_chain, n_boot=400, seed=0) -> tuple[float, float]:
+    """The weight minimising the simulated MSE, with a bootstrap standard error over chains.
+
+    ``weights`` is a fine, sorted grid and ``per_chain`` is ``simulate_weighted_mean``'s; the minimum
+    is the vertex of the parabola through the grid minimum and its two neighbours (so its precision
+    is not limited by the grid), and the bootstrap resamples chains (the independent units).
+    """
+    w = np.asarray(weights, dtype=float)
+    per_chain = np.asarray(per_chain, dtype=float)
+    if w.ndim != 1 or len(w) < 3 or np.any(np.diff(w) <= 0) or per_chain.shape[0] != len(w):
+        raise ValueError(
+            "weights must be a sorted 1-D grid of >= 3 values, one per row of per_chain"
+        )
+
+    def vertex(mse):
+        j = int(np.clip(np.argmin(mse), 1, len(w) - 2))
+        c = np.polyfit(w[j - 1 : j + 2], mse[j - 1 : j + 2], 2)
+        return float(np.clip(-c[1] / (2 * c[0]), w[j - 1], w[j + 1])) if c[0] > 0 else float(w[j])
+
+    rng = as_generator(seed)
+    chains = per_chain.shape[1]
+    boot = [
+        vertex(per_chain[:, rng.integers(0, chains, chains)].mean(axis=1)) for _ in range(n_boot)
+    ]
+    return vertex(per_chain.mean(axis=1)), float(np.std(boot, ddof=1))

@@ -90,7 +90,16 @@ _CPU: dict[str, dict] = {
             "biases": [1.0, 0.8],
             "generations": 50,
             "chains": 200,
+            "reference_chains": 40,
         },
+        "forgetting": {
+            "dim": 10,
+            "n_real": 10,
+            "n_synthetic": [10, 30, 90],
+            "offset": 3.0,
+            "chains": 4000,
+        },
+        "weight": {"n": 50, "chains": 4000, "step": 0.01},
         "maps": {
             "dim": 10,
             "points": 13,
@@ -257,7 +266,10 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
                 "n_initial": [5, 100],
                 "generations": 12,
                 "chains": 40,
+                "reference_chains": 20,
             },
+            "forgetting": {"chains": 1000},
+            "weight": {"chains": 1000},
             "maps": {
                 "dim": 3,
                 "points": 3,

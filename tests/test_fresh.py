@@ -194,3 +194,180 @@ def test_admissible_boundary_interpolates_in_log_n_synthetic():
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# (c) closed forms of the stationary law, against the exact simulation
+# --------------------------------------------------------------------------------------------
+
+
+def stationary_time_averages(d, nr, ns, lam, chains, seed):
+    """|mu|^2 / d and tr S / d averaged over generations 6-16 memories in, one value per chain."""
+    rng = np.random.default_rng(seed)
+    model = G.GaussianFits.standard(chains, d)
+    tau = float(F.memory(nr, ns))
+    burn, span = int(6 * tau), int(10 * tau)
+    mean_sq, scale = np.zeros(chains), np.zeros(chains)
+    for t in range(burn + span):
+        model = F.fresh_step(model, nr, ns, lam, rng)
+        if t >= burn:
+            mean_sq += (model.mean**2).sum(axis=1) / d / span
+            scale += model.trace / d / span
+    return mean_sq, scale
+
+
+@pytest.mark.parametrize(("nr", "ns", "bias"), [(10, 30, 1.0), (10, 30, 0.7), (5, 200, 0.9)])
+def test_stationary_moments_match_the_exact_simulation(nr, ns, bias):
+    """E|mu|^2 = d v and E S = s I solve the recursion's linear moment equations exactly."""
+    mean_sq, scale = stationary_time_averages(3, nr, ns, bias, 2000, 31)
+    m = F.stationary_moments(nr, ns, bias)
+    for name, sim, exact in (("v", mean_sq, m["mean_sq"]), ("s", scale, m["scale"])):
+        se = sim.std(ddof=1) / np.sqrt(len(sim))
+        assert abs(sim.mean() - exact) < 4 * se, (name, sim.mean(), exact, se)
+
+
+def test_unbiased_ratio_is_the_mean_part_and_stays_below_two():
+    nr, ns = np.array([[2], [10], [100], [10_000]]), np.array([0, 1, 100, 10**4, 10**7])
+    ratio = F.unbiased_ratio(nr, ns)
+    np.testing.assert_allclose(ratio, 1 / (nr * F.stationary_moments(nr, ns, 1.0)["mean_sq"]))
+    np.testing.assert_allclose(ratio[:, 0], 1.0)
+    assert (ratio < 2).all() and (np.diff(ratio, axis=1) > 0).all()
+    np.testing.assert_allclose(ratio[:, -1], 2 - 1 / nr[:, 0], rtol=2e-3)
+    # the committed maps' 1.5 (n_r = n_s) and 2.0 (n_s = 100 n_r) are 1 + rho_e
+    np.testing.assert_allclose(
+        F.unbiased_ratio([10_000, 100], [10_000, 10_000]), [1.5, 1.98], atol=0.01
+    )
+
+
+def test_without_synthetic_data_the_closed_form_is_a_fit_to_n_real(reference):
+    m = F.stationary_moments(np.array([20, 300]), 0, 0.7)
+    np.testing.assert_allclose(m["scale"], 1.0)
+    np.testing.assert_allclose(m["dof"], [19, 299])
+    ratio = F.closed_form_ratio(4, np.array([20, 300]), 0, 0.7, reference)
+    np.testing.assert_allclose(ratio, 1.0, rtol=1e-5)
+
+
+def test_closed_form_distance_matches_the_simulated_maps(reference):
+    """The mean part is exact; the covariance part to second order: within 3% here (n_r >= 12 d)."""
+    nr, ns = 50, np.array([10, 60, 600, 5000])
+    for bias in (1.0, 0.7):
+        st = F.stationary_distance(4, nr, ns, bias, 64, 21, progress=False, n_jobs=1)
+        closed = F.closed_form_distance(4, nr, ns, bias, reference)
+        assert (np.abs(st["mean"] - closed) < 4 * st["se"] + 0.03 * closed).all(), (
+            bias,
+            st,
+            closed,
+        )
+
+
+def test_harm_threshold_separates_help_from_harm(reference):
+    """Half the closed-form threshold still helps in simulation; twice it hurts."""
+    nr, bias = 50, 0.7
+    threshold = float(F.harm_threshold(4, nr, bias, reference))
+    assert 10 < threshold < 5000  # where the simulated boundary of the test above lies
+    ns = np.array([round(threshold / 2), round(2 * threshold)])
+    st = F.stationary_distance(4, nr, ns, bias, 64, 22, progress=False, n_jobs=1)
+    n_e = F.effective_sample_size(st["mean"], reference, st["se"])
+    assert n_e["low"][0] > nr and n_e["high"][1] < nr, n_e
+    assert np.isnan(F.harm_threshold(4, nr, 1.0, reference))
+
+
+def test_harm_threshold_levels_off_at_its_limit():
+    """As n_r grows the threshold tends to harm_threshold_limit, linear in d (an exact reference)."""
+    d = 10
+    sizes = np.geomspace(2, 1e9, 400)
+    asymptotic = {"sizes": sizes, "mean": d / sizes + d * (d + 1) / (4 * (sizes - 1))}
+    for bias in (0.7, 0.85):
+        limit = float(F.harm_threshold_limit(d, bias))
+        found = F.harm_threshold(d, np.array([1e4, 1e6]), bias, asymptotic, n_max=1e8)
+        assert found[0] < found[1] and found[1] == pytest.approx(limit, rel=0.01)
+    lim = F.harm_threshold_limit(np.array([10, 100, 1000]), 0.8)  # linear in d
+    slope = (0.5 + 1.5 * 0.8 - 0.8**2) / 0.2**2
+    np.testing.assert_allclose(np.diff(lim) / np.diff([10, 100, 1000]), slope)
+
+
+def test_boundary_mismatch_reads_zero_and_nan_as_beyond_the_grid():
+    ns = np.array([0, 100, 1000, 10000])
+    sim = np.array([200.0, 0.0, 0.0, np.nan, np.nan, 300.0])
+    closed = np.array([100.0, 50.0, 400.0, 20_000.0, 5000.0, np.nan])
+    out = F.boundary_mismatch(sim, closed, ns)
+    np.testing.assert_allclose(out[:5], [2.0, 1.0, 4.0, 1.0, 2.0])
+    assert np.isnan(out[5])
+
+
+# --------------------------------------------------------------------------------------------
+# (d) forgetting the start at (1 - alpha)^2 per generation (Khelifa et al.)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("nr", "ns", "bias"), [(10, 10, 1.0), (10, 30, 0.8), (10, 90, 1.0)])
+def test_the_start_bias_decays_at_one_minus_alpha_squared(nr, ns, bias):
+    rho = ns / (nr + ns)
+    t = int(np.ceil(np.log(0.1) / np.log(rho)))  # where a tenth of the start is left
+    run = F.simulate_forgetting(3, nr, ns, t, 2000, 41, offset=3.0, bias=bias)
+    along = run["along"]
+    np.testing.assert_allclose(along[:, 0], 1.0)
+    se = along.std(axis=0, ddof=1) / np.sqrt(len(along))
+    assert (np.abs(along.mean(axis=0) - rho ** np.arange(t + 1))[1:] < 4 * se[1:]).all()
+    rate, rate_se = F.forgetting_rate(along, t)
+    assert abs(rate - rho**2) < 4 * rate_se, (rate, rate_se, rho**2)
+    assert abs(rate - rho) > 20 * rate_se  # the test tells (1 - alpha)^2 from (1 - alpha)
+    np.testing.assert_allclose(F.start_bias_decay(nr, ns, t), rho ** (2 * np.arange(t + 1)))
+
+
+def test_without_fresh_data_nothing_is_forgotten_in_the_mean():
+    """The null: with n_r -> 0 the mean's start never decays (rate 1), so the rate claim fails."""
+    run = F.simulate_forgetting(3, 2, 4000, 10, 2000, 42, offset=3.0)
+    rate, rate_se = F.forgetting_rate(run["along"], 10)
+    rho = 4000 / 4002
+    assert rate > 0.99 and abs(rate - rho**2) < 4 * rate_se
+    assert abs(rate - (10 / 40) ** 2) > 100 * rate_se
+
+
+# --------------------------------------------------------------------------------------------
+# (e) the weight on fresh real data (He, Xu and Cheng): 1 / phi
+# --------------------------------------------------------------------------------------------
+
+
+def test_golden_weight_minimises_the_stationary_mse():
+    assert F.optimal_weight(50, 50) == pytest.approx(F.GOLDEN_WEIGHT, abs=1e-12)
+    assert F.weighted_mean_mse(F.GOLDEN_WEIGHT, 50, 50) == pytest.approx(F.GOLDEN_WEIGHT)
+    w = np.linspace(0.01, 1, 100_001)
+    assert w[np.argmin(F.weighted_mean_mse(w, 7, 7))] == pytest.approx(F.GOLDEN_WEIGHT, abs=1e-5)
+    for nr, ns in ((10, 30), (30, 10)):
+        best = w[np.argmin(F.weighted_mean_mse(w, nr, ns))]
+        assert best == pytest.approx(F.optimal_weight(nr, ns), abs=1e-5)
+    np.testing.assert_allclose(F.weighted_mean_mse([0.5, 1.0], 9, 9), [2 / 3, 1.0])
+
+
+def test_weighted_mean_simulation_matches_the_closed_form_and_finds_the_minimum():
+    w = np.round(np.arange(0.3, 1.0001, 0.01), 4)
+    sim = F.simulate_weighted_mean(w, 50, 50, 2000, 43)
+    exact = F.weighted_mean_mse(w, 50, 50)
+    z = (sim["mean"] - exact) / sim["se"]
+    assert np.abs(z).max() < 4.5 and abs(z.mean()) < 3, z
+    best, se = F.weighted_argmin(w, sim["per_chain"], n_boot=200, seed=1)
+    assert abs(best - F.GOLDEN_WEIGHT) < 4 * se + 0.002, (best, se)
+    # the null: pooling (w = 1/2) is worse, by many paired standard errors
+    at = {round(x, 2): i for i, x in enumerate(w)}
+    diff = sim["per_chain"][at[0.5]] - sim["per_chain"][at[0.62]]
+    assert diff.mean() > 10 * diff.std(ddof=1) / np.sqrt(len(diff))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: F.stationary_moments(1, 3, 1.0), "need n_real >= 2"),
+        (lambda: F.stationary_moments(5, 3, 1.2), "bias in"),
+        (lambda: F.simulate_forgetting(3, 1, 3, 3, 2, 0, offset=1.0), "n_real must be"),
+        (lambda: F.simulate_forgetting(3, 5, 3, 3, 2, 0, offset=-1.0), "offset must be"),
+        (lambda: F.forgetting_rate(np.ones((4, 3)), 3), "generation must be"),
+        (lambda: F.forgetting_rate(-np.ones((4, 3)), 2), "pick an earlier t"),
+        (lambda: F.weighted_mean_mse(0.0, 5, 5), "weight must be"),
+        (lambda: F.simulate_weighted_mean([0.5, 1.2], 5, 5, 4, 0), "weights must be"),
+        (lambda: F.weighted_argmin([0.5, 0.4, 0.6], np.ones((3, 2))), "sorted"),
+    ],
+)
+def test_closed_form_helpers_reject_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
