@@ -79,3 +79,25 @@ def scaling_exponent(beta: float) -> float:
 def log_slope(sizes, errors) -> float:
     """Least-squares slope of log error against log T."""
     return float(np.polyfit(np.log(sizes), np.log(errors), 1)[0])
+
+
+def simulated_slope(sizes, errors, n_boot: int = 400, seed=0) -> tuple[float, float]:
+    """``log_slope`` of the mean simulated error, with a bootstrap standard error.
+
+    ``errors`` is ``simulated_error``'s (repeats, len(sizes)): the training sets are independent,
+    so the bootstrap resamples them (rows) and refits the slope of their mean.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    if errors.ndim != 2 or errors.shape[1] != len(sizes) or len(sizes) < 2 or errors.shape[0] < 2:
+        raise ValueError(
+            "errors must be (repeats >= 2, len(sizes)) and sizes hold at least 2 values;"
+            f" got errors {errors.shape}, {len(sizes)} sizes"
+        )
+    n_boot = check_int("n_boot", n_boot, minimum=2)
+    rng = as_generator(seed)
+    boot = [
+        log_slope(sizes, errors[rng.integers(0, len(errors), len(errors))].mean(axis=0))
+        for _ in range(n_boot)
+    ]
+    return log_slope(sizes, errors.mean(axis=0)), float(np.std(boot, ddof=1))

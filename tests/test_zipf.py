@@ -51,3 +51,44 @@ def test_cut_tail_plateaus_and_clean_data_recovers():
 def test_bad_parameters_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# The notebook's claims, judged on simulated training sets; each must fail for its null.
+
+
+def test_simulated_slope_follows_the_scaling_law_and_fails_without_the_tail():
+    beta = 1.5
+    p = zipf.zipf_probs(20_000, beta)
+    sizes = np.array([100, 300, 1_000, 3_000])
+    clean = zipf.simulated_error(p, p, sizes, repeats=30, seed=2)
+    slope, se = zipf.simulated_slope(sizes, clean, n_boot=200, seed=3)
+    assert abs(slope + zipf.scaling_exponent(beta)) < 4 * se, (slope, se)
+    closed = zipf.log_slope(sizes, zipf.expected_error(p, p, sizes))
+    assert abs(slope - closed) < 4 * se
+    # the null: data with the tail cut at rank 30 stop improving, and the claim fails
+    cut = zipf.simulated_error(p, zipf.training_distribution(p, cutoff=30), sizes, 30, seed=4)
+    slope_cut, se_cut = zipf.simulated_slope(sizes, cut, n_boot=200, seed=5)
+    assert abs(slope_cut + zipf.scaling_exponent(beta)) > 4 * se_cut, (slope_cut, se_cut)
+
+
+def test_simulated_plateau_is_the_tail_mass_and_clean_data_do_not_plateau():
+    p = zipf.zipf_probs(20_000, 1.5)
+    k, sizes = 100, [10**5, 10**6]
+    floor = zipf.tail_mass(p, k)
+    cut = zipf.simulated_error(p, zipf.training_distribution(p, cutoff=k), sizes, 10, seed=6)
+    assert cut[:, 1].mean() / cut[:, 0].mean() > 0.95  # a decade more data: no gain
+    np.testing.assert_allclose(cut[:, 1], floor, rtol=1e-9)  # exactly the mass never sampled
+    # the null: without tail cutting the error keeps falling far below that floor
+    clean = zipf.simulated_error(p, p, sizes, 10, seed=7)
+    assert clean[:, 1].mean() / clean[:, 0].mean() < 0.95 and clean[:, 1].max() < 0.5 * floor
+    # clean data mixed back in: the simulation follows the closed form below the plateau
+    q = zipf.training_distribution(p, cutoff=k, clean_fraction=0.1)
+    mix = zipf.simulated_error(p, q, sizes, 40, seed=8)
+    exact = zipf.expected_error(p, q, sizes)
+    se = mix.std(0, ddof=1) / np.sqrt(len(mix))
+    assert np.all(np.abs(mix.mean(0) - exact) < 4 * se) and exact[1] < 0.5 * floor
+
+
+def test_simulated_slope_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="errors must be"):
+        zipf.simulated_slope([1, 2, 3], np.ones((4, 2)))
