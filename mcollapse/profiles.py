@@ -40,7 +40,7 @@ _CPU: dict[str, dict] = {
         "resolution": 8,
         "channels": 32,
         "z_dim": 64,
-        "steps": 2250,
+        "steps": 2000,
         "batch": 32,
         "lr": 0.02,
         "gamma": 1.0,
