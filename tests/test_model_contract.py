@@ -9,10 +9,13 @@ import torch
 from mcollapse.models import ClassGaussianMixture, GenerativeModel
 from mcollapse.models import stylegan2 as S
 from mcollapse.models.ddpm import DDPM
+from mcollapse.models.flow import NormalizingFlow
 from mcollapse.models.ngram import NGramLM
 from mcollapse.models.protocol import NOT_SETTINGS
 from mcollapse.models.rectified_flow import RectifiedFlow
 from mcollapse.models.transformer import TextTransformer
+from mcollapse.models.vae import VAE
+from mcollapse.models.wgan_gp import WGANGP
 
 g = torch.Generator().manual_seed(0)
 IMAGES = (torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, torch.arange(16) % 2)
@@ -39,6 +42,13 @@ MODELS = {
               dict(prompts=PROMPTS[:, :2])),
     "gaussian_mixture": (ClassGaussianMixture, dict(num_classes=2), IMAGES,
                          dict(clip=(-1.0, 1.0))),
+    "wgan_gp": (WGANGP, dict(image_shape=(1, 8, 8), z_dim=4, width=4, steps=2, batch_size=4,
+                             n_critic=2), IMAGES,
+                dict(image_shape=(1, 4, 4), betas=(0.5, 0.99))),
+    "flow": (NormalizingFlow, dict(shape=(1, 8, 8), depth=1, hidden=8, steps=3, batch_size=8),
+             IMAGES, dict(shape=(1, 4, 4), scales=1)),
+    "vae": (VAE, dict(image_shape=(1, 8, 8), latent=2, width=4, hidden=8, steps=3, batch_size=8),
+            IMAGES, dict(image_shape=(1, 4, 4))),
 }  # fmt: skip
 for cls, *_ in MODELS.values():
     cls.device_arg = "device" in inspect.signature(cls.__init__).parameters
