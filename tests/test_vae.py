@@ -95,3 +95,11 @@ def test_bad_calls_raise():
         model.encode(torch.zeros(2, 1, 28, 28))
     with pytest.raises(ValueError, match="keys decoder, encoder"):
         model.load_state_dict({"encoder": {}})
+
+
+def test_mnist_sized_images_train_encode_and_sample():
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    model = tiny(image_shape=(1, 28, 28), latent=20, width=4, hidden=8, steps=1, batch_size=4)
+    model.fit(x, torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert model.encode(x).shape == (8, 20)
+    assert model.sample(3, 1.0, torch.Generator().manual_seed(1))[0].shape == (3, 1, 28, 28)

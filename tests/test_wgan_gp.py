@@ -104,3 +104,10 @@ def test_bad_settings_are_refused_naming_the_parameter(kw, message):
 def test_fit_refuses_images_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"x must be a tensor of shape \(N >= 1, 1, 8, 8\)"):
         tiny().fit(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), torch.Generator())
+
+
+def test_mnist_sized_images_train_and_sample():
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    model = tiny(image_shape=(1, 28, 28), width=4, z_dim=4, steps=1, batch_size=4, n_critic=1)
+    model.fit(x, torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert model.sample(3, 0.7, torch.Generator().manual_seed(1))[0].shape == (3, 1, 28, 28)

@@ -13,6 +13,9 @@ dimension 20 on MNIST as in Shumailov et al., 8 by default for the 8x8 digits.
 ``sample`` draws z ~ N(0, I), scales it by ``bias`` (bias scales the std: a truncation, as for
 the GANs; bias = 1 is the model as trained) and returns the decoder's mean image (the Bernoulli
 probabilities mapped back to [-1, 1]), not a binary draw. The model is unconditional: label 0.
+
+On the 8x8 digits the defaults take about 16 ms a step on one CPU thread; 4,000 steps (a minute)
+give legible, blurred digits: FID 4.6 at n = 500 (floor 0.6), precision 0.93, recall 0.42.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ class VAE(Recorded):
         latent: int = 8,
         width: int = 32,
         hidden: int = 256,
-        steps: int = 2000,
+        steps: int = 4000,
         batch_size: int = 64,
         lr: float = 1e-3,
         sample_batch: int = 1000,

@@ -14,6 +14,10 @@ The model is unconditional: labels are ignored and samples carry label 0. MAD's 
 truncation of the latent: ``sample`` draws z ~ N(0, I) and feeds bias * z (bias = 1: no
 truncation). Samples come from an exponential moving average (EMA) of the generator's weights
 (``ema_decay = 0``: the generator itself, as in the paper).
+
+On the 1,297 8x8 digits on one CPU thread a generator step (with its 5 critic steps) takes about
+0.4 s at width 32; 150 steps (a minute) reach FID 12 at n = 500 with the paper's lr 1e-4, and 7.0
+(precision 0.83, recall 0.92; the real floor is 0.6) with lr 5e-4 and ``ema_decay=0.99``.
 """
 
 from __future__ import annotations
