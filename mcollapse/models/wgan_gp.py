@@ -17,7 +17,8 @@ truncation). Samples come from an exponential moving average (EMA) of the genera
 
 On the 1,297 8x8 digits on one CPU thread a generator step (with its 5 critic steps) takes about
 0.4 s at width 32; 150 steps (a minute) reach FID 12 at n = 500 with the paper's lr 1e-4, and 7.0
-(precision 0.83, recall 0.92; the real floor is 0.6) with lr 5e-4 and ``ema_decay=0.99``.
+(precision 0.83, recall 0.92; the real floor is 0.6) with lr 5e-4 and ``ema_decay=0.99``. Width
+16 is about twice as fast per step: 290 such steps gave FID 6.0 (precision 0.80, recall 0.91).
 """
 
 from __future__ import annotations
