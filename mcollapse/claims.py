@@ -64,13 +64,10 @@ class Claims:
         effect; without it the result is only reported, as reproduced or "not reproduced at this
         scale", and nothing is asserted.
         """
-        effects = np.asarray(effects, dtype=float).ravel()
-        if effects.size < 2:
-            raise ValueError(f"effects: need at least 2 seeds, got {effects.size}")
+        effects = _per_seed(effects)
         mean = effects.mean()
         se = effects.std(ddof=1) / np.sqrt(effects.size)
-        every = bool(np.all(effects > 0))
-        shown = bool(mean > n_se * se) or every
+        shown = _shown(effects, n_se)
         detail = (
             f": mean effect {_fmt(mean)} vs {n_se:g} SE = {_fmt(n_se * se)} (margin"
             f" {mean - n_se * se:+.3g}); {int(np.sum(effects > 0))} / {effects.size} seeds show it"
@@ -83,6 +80,15 @@ class Claims:
         if not shown:
             self.not_reproduced.append(text)
         return shown
+
+    def verdict(self, text: str, baseline, remedy, n_se: float = 2.0) -> str:
+        """Report (not assert) what a remedy does to a degradation, from per-seed changes of the
+        same metric (positive = worse) in the baseline loop and the remedy's loop; see ``verdict``."""
+        found = verdict(baseline, remedy, n_se)
+        b, r = _per_seed(baseline), _per_seed(remedy)
+        print(f"VERDICT  {text}: {found.upper()} (change per seed: baseline"
+              f" [{', '.join(_fmt(e) for e in b)}], remedy [{', '.join(_fmt(e) for e in r)}])")  # fmt: skip
+        return found
 
     @property
     def failed(self) -> list[str]:
@@ -99,6 +105,41 @@ class Claims:
             raise AssertionError("no claims were checked")
         if self.failed:
             raise AssertionError("claims that failed:\n" + "\n".join(self.failed))
+
+
+def _per_seed(effects) -> np.ndarray:
+    effects = np.asarray(effects, dtype=float).ravel()
+    if effects.size < 2:
+        raise ValueError(f"effects: need at least 2 seeds, got {effects.size}")
+    return effects
+
+
+def _shown(effects: np.ndarray, n_se: float) -> bool:
+    """The standard's test: the mean exceeds n_se standard errors, or every seed is positive."""
+    se = effects.std(ddof=1) / np.sqrt(effects.size)
+    return bool(effects.mean() > n_se * se) or bool(np.all(effects > 0))
+
+
+def verdict(baseline, remedy, n_se: float = 2.0) -> str:
+    """What a remedy does to a degradation, judged over seeds by the claim standard.
+
+    ``baseline`` and ``remedy``: per-seed changes of one metric (positive = worse), paired by seed.
+    "no degradation to prevent" when the baseline does not degrade; "prevents" when the remedy does
+    not degrade and does significantly better than the baseline; "slows" when it degrades, but
+    significantly less; "does not change" when it is not significantly better; "inconclusive" when
+    it neither degrades nor differs from the baseline significantly.
+    """
+    b, r = _per_seed(baseline), _per_seed(remedy)
+    if b.shape != r.shape:
+        raise ValueError(
+            f"baseline and remedy need one value per seed each, got {b.size} and {r.size}"
+        )
+    if not _shown(b, n_se):
+        return "no degradation to prevent"
+    better = _shown(b - r, n_se)
+    if _shown(r, n_se):
+        return "slows" if better else "does not change"
+    return "prevents" if better else "inconclusive"
 
 
 def per_seed_change(records, metric: str, first: int, last: int, log: bool = False, **where):

@@ -172,11 +172,13 @@ def show_grid(ax, x, title: str = "", nrow: int | None = None, upscale: int | No
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 
 
-def metric_by_generation(ax, records, metric: str, series: str, table=None, panel=None, **kwargs):
+def metric_by_generation(ax, records, metric: str, series: str, table=None, panel=None,
+                         colors=None, **kwargs):  # fmt: skip
     """Plot ``metric`` against generation, one seed band per value of the ``series`` column.
 
     ``records`` are the engine's tidy rows (run, seed, generation, metric, value, ...); series are
     drawn in order of first appearance and recorded in ``table`` under ``panel`` (default: metric).
+    ``colors`` ({series value: colour}) keeps one colour per series across figures.
     """
     rows = [r for r in records if r["metric"] == metric]
     if not rows:
@@ -186,7 +188,8 @@ def metric_by_generation(ax, records, metric: str, series: str, table=None, pane
         marker = MARKERS[i % len(MARKERS)]
         x, values, _ = select(rows, metric, **{series: name})
         label = name if series == "run" else f"{series} = {name}"
-        seed_band(ax, x, values, label, table, panel or metric, **{"marker": marker, **kwargs})
+        style = {"marker": marker, **({"color": colors[name]} if colors else {}), **kwargs}
+        seed_band(ax, x, values, label, table, panel or metric, **style)
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -220,6 +223,19 @@ def ratio_map(ax, x, y, ratio, xlabel: str, ylabel: str, table=None, panel="", l
         for i, yi in enumerate(y):
             _record(table, panel, f"{ylabel}={yi:g}", x, ratio[i])
     return image
+
+
+def read_series(path, panel: str, series: str):
+    """(x, y) of one series of a table that ``save_figure`` wrote (``name``.csv), or None when the
+    file or the series is absent: how one notebook draws another's saved result."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["panel"] == panel and r["series"] == series]
+    if not rows:
+        return None
+    return np.array([float(r["x"]) for r in rows]), np.array([float(r["y"]) for r in rows])
 
 
 def save_figure(

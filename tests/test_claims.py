@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mcollapse.claims import Claims
+from mcollapse.claims import Claims, verdict
 
 
 def test_a_failed_claim_fails_the_cell_and_is_named(capsys):
@@ -60,3 +60,24 @@ def test_a_null_effect_is_not_claimed_and_unexpected_effects_are_only_reported(c
     assert "NOT REPRODUCED AT THIS SCALE  null" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="no claims"):
         claims.assert_all()
+
+
+@pytest.mark.parametrize(
+    "baseline, remedy, expected",
+    [
+        ([0.1, -0.2, 0.05], [0.0, 0.0, 0.0], "no degradation to prevent"),
+        ([0.5, 0.6, 0.55], [0.01, -0.02, 0.0], "prevents"),
+        ([0.5, 0.6, 0.55], [0.2, 0.25, 0.3], "slows"),
+        ([0.5, 0.6, 0.55], [0.6, 0.5, 0.58], "does not change"),
+        ([0.5, 0.6, 0.55], [0.5, -0.45, 0.6], "inconclusive"),
+    ],
+)
+def test_remedy_verdicts_follow_the_seeds(baseline, remedy, expected, capsys):
+    assert verdict(baseline, remedy) == expected
+    assert Claims().verdict("a remedy", baseline, remedy) == expected
+    assert expected.upper() in capsys.readouterr().out
+
+
+def test_verdict_needs_paired_seeds():
+    with pytest.raises(ValueError, match="one value per seed"):
+        verdict([0.1, 0.2, 0.3], [0.1, 0.2])

@@ -146,3 +146,15 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "perm.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_saved_series_reads_back_and_a_missing_one_is_none(tmp_path):
+    fig, ax = plt.subplots()
+    table = []
+    plotting.seed_band(ax, [1, 2, 3], [[1.0, 2.0, 4.0], [1.0, 2.0, 2.0]], "loop", table, "fid")
+    plotting.save_figure(fig, "demo", table, tmp_path)
+    plt.close(fig)
+    x, y = plotting.read_series(tmp_path / "demo.csv", "fid", "loop")
+    assert x.tolist() == [1, 2, 3] and y.tolist() == [1.0, 2.0, 3.0]
+    assert plotting.read_series(tmp_path / "demo.csv", "recall", "loop") is None
+    assert plotting.read_series(tmp_path / "absent.csv", "fid", "loop") is None

@@ -156,3 +156,22 @@ def test_point_evaluator_and_steps_sweep():
     sweep = steps_sweep(teacher, z, lambda x: float(x.norm(dim=1).mean()), steps=(1, 4))
     assert list(sweep) == [1, 4]
     assert sweep[4] == pytest.approx(float(teacher.generate(z, 4).norm(dim=1).mean()))
+
+
+def test_the_independent_null_pairs_fresh_noise_with_real_items_and_oras_inverts_noisily():
+    teacher, real = _teacher()
+    g = torch.Generator().manual_seed(4)
+    null = PairBatches(ReflowSpec("independent", 200, generations=2), teacher, make_model(), real,
+                       None, g)  # fmt: skip
+    x0, x1 = null(g)
+    assert (x1[:, None] == real[None]).all(-1).any(-1).all()
+    assert not torch.allclose(x0, teacher.invert(x1, 4), atol=0.1)  # not the teacher's noise
+    assert abs(x0.std().item() - 1) < 0.3 and null.counts == {"real": 40, "synthetic": 0}
+    spec = ReflowSpec("ocar", 200, real_ratio=0.5, pair_steps=4, stochastic=True, generations=2)
+    oras = PairBatches(spec, teacher, make_model(), real, None, g, chunk=3)
+    for _ in range(4):  # crosses a refill of the queue
+        x0, x1 = oras(g)
+        exact = teacher.invert(x1[:20], 4)
+        gap = (x0[:20] - exact).abs().max().item()
+        assert 0 < gap < 0.2  # near the deterministic inversion, but not on it
+        assert torch.allclose(teacher.generate(x0[20:], 4), x1[20:], atol=1e-5)
