@@ -135,3 +135,20 @@ def test_bad_calls_raise():
         points.sample(3, 0.0, torch.Generator())
     with pytest.raises(ValueError, match=r"x must be a tensor of shape \(N >= 1, 2\)"):
         points.fit(torch.zeros(3, 3), torch.zeros(3, dtype=torch.long), torch.Generator())
+
+
+def test_a_latent_whose_inverse_overflows_is_drawn_again():
+    flow = NormalizingFlow((1, 8, 8), depth=1, hidden=8, steps=1, device="cpu", progress=False)
+    calls = []
+    inverse = flow.inverse
+
+    def overflowing_once(z):
+        x = inverse(z)
+        if not calls:
+            x[0] = float("nan")
+        calls.append(len(z))
+        return x
+
+    flow.inverse = overflowing_once
+    x, _ = flow.sample(50, 1.0, torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all() and calls == [50, 1]

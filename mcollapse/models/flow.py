@@ -342,6 +342,14 @@ class NormalizingFlow(Recorded):
         self.net.eval()
         z = math.sqrt(bias) * torch.randn(n, self.dim, generator=generator)
         x = torch.cat([self.inverse(c).cpu() for c in z.split(self.sample_batch)])
+        for _ in range(10):  # a far-out latent can overflow a coupling's inverse: draw it again
+            bad = ~torch.isfinite(x.flatten(1)).all(1)
+            if not bad.any():
+                break
+            z = math.sqrt(bias) * torch.randn(int(bad.sum()), self.dim, generator=generator)
+            x[bad] = self.inverse(z).cpu()
+        if not torch.isfinite(x).all():
+            raise FloatingPointError("flow samples stay non-finite after 10 redraws")
         if self.images:
             d = self.bin_width
             x = (torch.round((x + 1) / d) * d - 1).clamp(-1, 1)
