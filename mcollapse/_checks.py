@@ -36,6 +36,22 @@ def check_positive(name: str, value, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def check_image_shape(name: str, value, divisible_by: int = 1) -> tuple[int, int, int]:
+    """(channels, height, width) of positive integers, height and width divisible as a network's
+    down-sampling needs; a ValueError naming the parameter otherwise."""
+    ok = (
+        isinstance(value, tuple | list)
+        and len(value) == 3
+        and all(isinstance(s, numbers.Integral) and s >= 1 for s in value)
+        and value[1] % divisible_by == 0
+        and value[2] % divisible_by == 0
+    )
+    if not ok:
+        rule = f" with height and width divisible by {divisible_by}" if divisible_by > 1 else ""
+        raise ValueError(f"{name} must be (channels, height, width){rule}, got {value!r}")
+    return tuple(int(s) for s in value)
+
+
 def check_choice(name: str, value, allowed: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     allowed = tuple(allowed)

@@ -20,14 +20,12 @@ give legible, blurred digits: FID 4.6 at n = 500 (floor 0.6), precision 0.93, re
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_bias, check_int, check_positive
+from .._checks import check_bias, check_image_shape, check_int, check_positive
 from ._training import device_default, seeded
 from .protocol import Recorded
 
@@ -97,18 +95,7 @@ class VAE(Recorded):
         device=None,
         progress: bool = True,
     ):
-        if (
-            not isinstance(image_shape, tuple | list)
-            or len(image_shape) != 3
-            or not all(isinstance(s, numbers.Integral) and s >= 1 for s in image_shape)
-            or image_shape[1] % 4
-            or image_shape[2] % 4
-        ):
-            raise ValueError(
-                "image_shape must be (channels, height, width) with height and width divisible"
-                f" by 4, got {image_shape!r}"
-            )
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = check_image_shape("image_shape", image_shape, divisible_by=4)
         self.latent = check_int("latent", latent, minimum=1)
         width = check_int("width", width, minimum=1)
         hidden = check_int("hidden", hidden, minimum=1)
