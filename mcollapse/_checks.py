@@ -52,6 +52,18 @@ def check_image_shape(name: str, value, divisible_by: int = 1) -> tuple[int, int
     return tuple(int(s) for s in value)
 
 
+def check_items(name: str, x, shape: tuple[int, ...]):
+    """A float tensor of N >= 1 items of ``shape`` (a model's input), or a ValueError naming it."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != tuple(shape) or len(x) == 0:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"{name} must be a tensor of shape (N >= 1, {', '.join(map(str, shape))}), got {got}"
+        )
+    return x.float()
+
+
 def check_choice(name: str, value, allowed: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     allowed = tuple(allowed)

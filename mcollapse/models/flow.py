@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_bias, check_int, check_positive
+from .._checks import check_bias, check_int, check_items, check_positive
 from ._training import device_default, seeded
 from .protocol import Recorded
 
@@ -366,8 +366,4 @@ class NormalizingFlow(Recorded):
         self.net.load_state_dict(state["net"])
 
     def _check_items(self, name: str, x) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.shape or len(x) == 0:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            shape = ", ".join(map(str, self.shape))
-            raise ValueError(f"{name} must be a tensor of shape (N >= 1, {shape}), got {got}")
-        return x.float()
+        return check_items(name, x, self.shape)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_bias, check_image_shape, check_int, check_positive
+from .._checks import check_bias, check_image_shape, check_int, check_items, check_positive
 from ._training import device_default, seeded
 from .protocol import Recorded
 
@@ -131,7 +131,7 @@ class VAE(Recorded):
     def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """{"elbo", "reconstruction", "kl"}: per-item tensors (N,) in nats, one z per item drawn
         from ``generator`` (seed 0 by default, so two calls on the same data agree)."""
-        x = _check_images(x, self.image_shape)
+        x = check_items("x", x, self.image_shape)
         generator = generator or torch.Generator().manual_seed(0)
         self.encoder.eval()
         self.decoder.eval()
@@ -144,7 +144,7 @@ class VAE(Recorded):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The latent means mu(x) (N, latent), on the CPU."""
-        x = _check_images(x, self.image_shape)
+        x = check_items("x", x, self.image_shape)
         self.encoder.eval()
         return torch.cat([self.encoder(c.to(self.device))[0].cpu()
                           for c in x.split(self.sample_batch)])  # fmt: skip
@@ -152,7 +152,7 @@ class VAE(Recorded):
     # -- training -----------------------------------------------------------------------------
     def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
         """``steps`` Adam steps on -ELBO (labels unused)."""
-        x = _check_images(x, self.image_shape)
+        x = check_items("x", x, self.image_shape)
         opt = torch.optim.Adam(self._parameters(), lr=self.lr)
         self.encoder.train()
         self.decoder.train()
@@ -196,12 +196,3 @@ class VAE(Recorded):
             raise ValueError(f"state must be a dict with keys decoder, encoder; got {keys}")
         self.encoder.load_state_dict(state["encoder"])
         self.decoder.load_state_dict(state["decoder"])
-
-
-def _check_images(x, shape) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != shape or not len(x):
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(
-            f"x must be a tensor of shape (N >= 1, {', '.join(map(str, shape))}), got {got}"
-        )
-    return x.float()

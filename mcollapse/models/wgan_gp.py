@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_bias, check_image_shape, check_int, check_positive
+from .._checks import check_bias, check_image_shape, check_int, check_items, check_positive
 from ._training import device_default, seeded, update_ema
 from .protocol import Recorded
 
@@ -160,7 +160,7 @@ class WGANGP(Recorded):
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
         """``steps`` generator updates, each after ``n_critic`` critic updates (labels unused)."""
-        x = _check_images(x, self.image_shape)
+        x = check_items("x", x, self.image_shape)
         opt_g = torch.optim.Adam(self.gen.parameters(), lr=self.lr, betas=self.betas)
         opt_c = torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=self.betas)
         n, b, d = len(x), self.batch_size, self.device
@@ -214,12 +214,3 @@ class WGANGP(Recorded):
         self.gen.load_state_dict(state["gen"])
         self.critic.load_state_dict(state["critic"])
         self.ema.load_state_dict(state["ema"])
-
-
-def _check_images(x, shape) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != shape or not len(x):
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(
-            f"x must be a tensor of shape (N >= 1, {', '.join(map(str, shape))}), got {got}"
-        )
-    return x.float()
