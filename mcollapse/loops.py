@@ -26,8 +26,8 @@ class LoopSpec(RunSpec):
     """What a loop does: its kind, real and synthetic sizes and synthetic pool. Validated on construction.
 
     ``n_initial`` real items train generation 1; later generations train on ``n_real`` real items
-    (the fixed first draw for ``synthetic_augmented``, a new draw each generation for
-    ``fresh_data``) and ``n_synthetic`` items from the ``synthetic_pool``.
+    (the fixed first draw for ``synthetic_augmented``, fresh items each generation for
+    ``fresh_data``: see ``fresh_draw``) and ``n_synthetic`` items from the ``synthetic_pool``.
     """
 
     kind: str
@@ -69,6 +69,12 @@ class LoopSpec(RunSpec):
         """Items each generation samples: the first n_synthetic feed the next, all are evaluated."""
         return max(self.n_synthetic, self.n_eval)
 
+    def identity(self) -> dict:
+        ident = super().identity()
+        if self.kind == "fresh_data":  # how fresh items are drawn decides the numbers too
+            ident["fresh_draws"] = "disjoint blocks of a finite source"
+        return ident
+
     def train(self, t, model, ctx) -> dict:
         x, y, prov = compose(self, t, ctx)
         model.fit(x, y, generator=ctx.generator("train"))
@@ -82,7 +88,7 @@ def compose(spec: LoopSpec, t: int, ctx):
     """Generation t's training set (x, y, provenance), real items first, then by provenance."""
     parts = []
     if spec.kind == "fresh_data":
-        parts.append((*ctx.draw(spec.n_real), 0))
+        parts.append((*fresh_draw(spec, t, ctx), 0))
     elif spec.kind == "synthetic_augmented":
         x, y = ctx.initial()
         parts.append((x[: spec.n_real], y[: spec.n_real], 0))
@@ -100,6 +106,25 @@ def compose(spec: LoopSpec, t: int, ctx):
     y = torch.cat([p[1] for p in parts])
     prov = [p[2] if torch.is_tensor(p[2]) else torch.full((len(p[0]),), p[2]) for p in parts]
     return x, y, torch.cat(prov).to(torch.int16)
+
+
+def fresh_draw(spec: LoopSpec, t: int, ctx):
+    """Generation t's fresh real items (t >= 2).
+
+    From a finite source (one with ``len``, such as a ``data.Pool``) they are block t - 1 of a
+    random permutation of the whole source, so no two generations share a real item while the
+    source lasts (``len // n_real`` generations); then a new permutation starts. Independent
+    draws from a finite pool would reuse most items within a few generations, and "fresh" data
+    would not be fresh. An unlimited source (a ``data.Toy``) is simply drawn anew.
+    """
+    if not hasattr(ctx.source, "__len__"):
+        return ctx.draw(spec.n_real)
+    size = len(ctx.source)
+    per_pass = size // spec.n_real
+    rounds, block = divmod(t - 2, per_pass)
+    x, y = ctx.source.sample(size, generator=ctx.generator("fresh_pass", rounds))
+    items = slice(block * spec.n_real, (block + 1) * spec.n_real)
+    return x[items], y[items]
 
 
 def label_drift(spec: LoopSpec, real_labels, num_classes: int, chains: int, seed: int = 0):

@@ -15,7 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch_fidelity.metric_prc import calculate_precision_recall_full
 
-from mcollapse import engine
+from mcollapse import data, engine
 from mcollapse.engine import INITS
 from mcollapse.engine import RunWarning as LoopWarning
 from mcollapse.loops import KINDS, POOLS, LoopSpec, label_drift
@@ -599,3 +599,17 @@ def test_a_fixed_real_set_bounds_the_label_drift_and_labels_are_checked():
     assert acc[:, -1].mean() >= aug[:, -1].mean() - 0.01
     with pytest.raises(ValueError, match="real_labels must lie in"):
         label_drift(LoopSpec("fully_synthetic", **common), labels + 1, 4, chains=2)
+
+
+def test_fresh_draws_from_a_finite_pool_are_disjoint_until_it_runs_out(tmp_path):
+    """Pool of 50 numbered items, 10 fresh per generation: generations 2-6 use all 50 once each,
+    generation 7 starts a new permutation (so it overlaps earlier blocks)."""
+    ids = torch.arange(50).float()
+    pool = data.Pool(torch.stack([torch.zeros(50), ids], 1), torch.zeros(50, dtype=torch.int64), 1)
+    log = []
+    spec = LoopSpec("fresh_data", generations=7, n_initial=5, n_real=10, n_synthetic=2, n_eval=2)
+    engine.run(spec, lambda: Recorder(log), pool, count_items, tmp_path, progress=False)
+    real = [set(entry["x"][entry["x"][:, 0] == 0, 1].tolist()) for entry in log[1:]]
+    assert [len(r) for r in real] == [10] * 6
+    assert set().union(*real[:5]) == set(range(50))  # five disjoint blocks cover the pool
+    assert real[5] & set().union(*real[:5])  # the sixth block comes from a new pass
