@@ -103,3 +103,37 @@ def test_mnist_sized_images_train_encode_and_sample():
     model.fit(x, torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
     assert model.encode(x).shape == (8, 20)
     assert model.sample(3, 1.0, torch.Generator().manual_seed(1))[0].shape == (3, 1, 28, 28)
+
+
+def test_regularisers_are_off_by_default_and_leave_the_settings_as_before():
+    settings = tiny().settings()
+    assert "weight_decay" not in settings and "dropout" not in settings  # old run hashes hold
+    assert tiny(weight_decay=0.01).settings()["weight_decay"] == 0.01
+    assert tiny(dropout=0.2).settings()["dropout"] == 0.2
+    assert not any(isinstance(m, torch.nn.Dropout) for m in tiny().encoder.modules())
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+        tiny(dropout=1.0)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        tiny(weight_decay=-1.0)
+
+
+def test_weight_decay_shrinks_the_weights_and_dropout_is_seeded():
+    x = images(64)
+
+    def norm(model):
+        return sum(p.pow(2).sum() for p in model._parameters()).sqrt()
+
+    plain, decayed = tiny(steps=100), tiny(steps=100, weight_decay=5.0)
+    for m in (plain, decayed):
+        m.fit(x, x[:, 0, 0, 0].long(), torch.Generator().manual_seed(0))
+    assert norm(decayed) < 0.9 * norm(plain)
+    outs = []
+    for _ in range(2):
+        m = tiny(steps=20, dropout=0.3)
+        torch.manual_seed(123 + len(outs))  # the global RNG must not matter
+        m.fit(x, x[:, 0, 0, 0].long(), torch.Generator().manual_seed(0))
+        outs.append(m.sample(4, 1.0, torch.Generator().manual_seed(1))[0])
+    assert torch.equal(outs[0], outs[1])
+    no_drop = tiny(steps=20)
+    no_drop.fit(x, x[:, 0, 0, 0].long(), torch.Generator().manual_seed(0))
+    assert not torch.equal(outs[0], no_drop.sample(4, 1.0, torch.Generator().manual_seed(1))[0])

@@ -20,6 +20,8 @@ give legible, blurred digits: FID 4.6 at n = 500 (floor 0.6), precision 0.93, re
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +35,7 @@ from .protocol import Recorded
 class Encoder(nn.Module):
     """image -> (mu, log sigma^2) of q(z | x)."""
 
-    def __init__(self, shape, latent: int, width: int, hidden: int):
+    def __init__(self, shape, latent: int, width: int, hidden: int, dropout: float = 0.0):
         super().__init__()
         c, h, w = shape
         self.body = nn.Sequential(
@@ -44,6 +46,7 @@ class Encoder(nn.Module):
             nn.Flatten(),
             nn.Linear(2 * width * (h // 4) * (w // 4), hidden),
             nn.ReLU(),
+            *([nn.Dropout(dropout)] if dropout else []),
             nn.Linear(hidden, 2 * latent),
         )
 
@@ -54,13 +57,14 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """z -> pixel logits (Bernoulli probabilities after a sigmoid)."""
 
-    def __init__(self, shape, latent: int, width: int, hidden: int):
+    def __init__(self, shape, latent: int, width: int, hidden: int, dropout: float = 0.0):
         super().__init__()
         c, h, w = shape
         self.start = (2 * width, h // 4, w // 4)
         self.body = nn.Sequential(
             nn.Linear(latent, hidden),
             nn.ReLU(),
+            *([nn.Dropout(dropout)] if dropout else []),
             nn.Linear(hidden, 2 * width * (h // 4) * (w // 4)),
             nn.ReLU(),
             nn.Unflatten(1, self.start),
@@ -78,6 +82,10 @@ class VAE(Recorded):
 
     ``fit`` runs ``steps`` Adam steps on the negative ELBO (mini-batches with replacement) from
     the current weights, so a loaded model fine-tunes; the engine's fresh models start afresh.
+
+    Two regularisers, off by default (so runs made without them keep their settings and hashes):
+    ``weight_decay`` (decoupled, AdamW) and ``dropout`` (before the last dense layer of the encoder
+    and after the first of the decoder; active while training only).
     """
 
     def __init__(
@@ -92,6 +100,8 @@ class VAE(Recorded):
         lr: float = 1e-3,
         sample_batch: int = 1000,
         init_seed: int = 0,
+        weight_decay: float = 0.0,
+        dropout: float = 0.0,
         device=None,
         progress: bool = True,
     ):
@@ -103,14 +113,27 @@ class VAE(Recorded):
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.lr = check_positive("lr", lr)
         self.sample_batch = check_int("sample_batch", sample_batch, minimum=1)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        if not (isinstance(dropout, int | float) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         self.device = torch.device(device) if device is not None else device_default()
         self.progress = progress
         with seeded(check_int("init_seed", init_seed, minimum=0)):
-            self.encoder = Encoder(self.image_shape, self.latent, width, hidden)
-            self.decoder = Decoder(self.image_shape, self.latent, width, hidden)
+            self.encoder = Encoder(self.image_shape, self.latent, width, hidden, self.dropout)
+            self.decoder = Decoder(self.image_shape, self.latent, width, hidden, self.dropout)
         self.encoder.to(self.device)
         self.decoder.to(self.device)
         self.losses: list[float] = []  # the negative ELBO per training step, nats per image
+
+    def settings(self) -> dict:
+        """As recorded, without the regularisers when they are off: runs made before they existed
+        keep their hashes."""
+        out = super().settings()
+        for name in ("weight_decay", "dropout"):
+            if out.get(name) == 0:
+                del out[name]
+        return out
 
     def _parameters(self):
         return [*self.encoder.parameters(), *self.decoder.parameters()]
@@ -153,13 +176,28 @@ class VAE(Recorded):
     def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
         """``steps`` Adam steps on -ELBO (labels unused)."""
         x = check_items("x", x, self.image_shape)
-        opt = torch.optim.Adam(self._parameters(), lr=self.lr)
+        if self.weight_decay:  # decoupled weight decay (AdamW); plain Adam as before when off
+            opt = torch.optim.AdamW(self._parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.Adam(self._parameters(), lr=self.lr)
         self.encoder.train()
         self.decoder.train()
         self.losses = []
-        n, b, d = len(x), self.batch_size, self.device
         bar = tqdm(range(self.steps), desc="VAE training", leave=False, mininterval=2.0,
                    disable=not self.progress)  # fmt: skip
+        # dropout masks come from torch's global RNG: seed it from the generator, restore it after
+        masks = (
+            seeded(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            if self.dropout
+            else nullcontext()
+        )
+        with masks:
+            self._steps(x, opt, bar, generator)
+        self.encoder.eval()
+        self.decoder.eval()
+
+    def _steps(self, x, opt, bar, generator):
+        n, b, d = len(x), self.batch_size, self.device
         for step in bar:
             batch = x[torch.randint(n, (b,), generator=generator)].to(d)
             eps = torch.randn(b, self.latent, generator=generator).to(d)
@@ -170,8 +208,6 @@ class VAE(Recorded):
             self.losses.append(loss.item())
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(self.losses[-100:]) / len(self.losses[-100:]):.2f}")
-        self.encoder.eval()
-        self.decoder.eval()
 
     # -- the protocol -------------------------------------------------------------------------
     @torch.no_grad()
