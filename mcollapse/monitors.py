@@ -108,7 +108,9 @@ class MonitorEvaluator(ImageEvaluator):
         n = len(x) if self.n is None else self.n
         feats = self.ref.net.features(x[:n].float())
         out["entropy"] = knn_entropy(feats, self.k)
-        out["detector_auc"] = detector_auc(self.ref.net.features(self.ref.x), feats, self.folds)
+        if getattr(self, "_real", None) is None:  # the reference's features, computed once
+            self._real = self.ref.net.features(self.ref.x)
+        out["detector_auc"] = detector_auc(self._real, feats, self.folds)
         shares = metrics.class_shares(x, self.ref.net)
         out.update({f"share_{c}": float(s) for c, s in enumerate(shares)})
         return out
@@ -122,16 +124,20 @@ class MonitorEvaluator(ImageEvaluator):
 @dataclass(frozen=True)
 class CollapseRule:
     """Collapse, stated before looking: FID above ``fid_factor`` x its generation-1 value, or
-    recall below ``recall_factor`` x its generation-1 value."""
+    recall below ``recall_factor`` x its generation-1 value. None leaves a part out (a recall that
+    starts low is too noisy to judge by a ratio)."""
 
-    fid_factor: float = 2.0
-    recall_factor: float = 0.8
+    fid_factor: float | None = 2.0
+    recall_factor: float | None = 0.8
 
     def __post_init__(self):
-        if check_positive("fid_factor", self.fid_factor) <= 1:
-            raise ValueError(f"fid_factor must be > 1, got {self.fid_factor}")
-        if not 0 < check_positive("recall_factor", self.recall_factor) < 1:
-            raise ValueError(f"recall_factor must be in (0, 1), got {self.recall_factor}")
+        if self.fid_factor is None and self.recall_factor is None:
+            raise ValueError("fid_factor and recall_factor cannot both be None (no rule left)")
+        if self.fid_factor is not None and check_positive("fid_factor", self.fid_factor) <= 1:
+            raise ValueError(f"fid_factor must be > 1 or None, got {self.fid_factor}")
+        r = self.recall_factor
+        if r is not None and not 0 < check_positive("recall_factor", r) < 1:
+            raise ValueError(f"recall_factor must be in (0, 1) or None, got {r}")
 
     def first(self, fid, recall) -> int | None:
         """The first generation (1-based) at which the rule fires, or None."""
@@ -140,12 +146,20 @@ class CollapseRule:
             raise ValueError(
                 f"fid and recall must be 1-D series of equal length, got {fid.shape}, {recall.shape}"
             )
-        fired = (fid > self.fid_factor * fid[0]) | (recall < self.recall_factor * recall[0])
+        fired = np.zeros(fid.shape, dtype=bool)
+        if self.fid_factor is not None:
+            fired |= fid > self.fid_factor * fid[0]
+        if self.recall_factor is not None:
+            fired |= recall < self.recall_factor * recall[0]
         return int(np.argmax(fired)) + 1 if fired.any() else None
 
     def __str__(self) -> str:
-        return (f"FID > {self.fid_factor:g} x generation 1, or recall < {self.recall_factor:g} x"
-                " generation 1")  # fmt: skip
+        parts = []
+        if self.fid_factor is not None:
+            parts.append(f"FID > {self.fid_factor:g} x generation 1")
+        if self.recall_factor is not None:
+            parts.append(f"recall < {self.recall_factor:g} x generation 1")
+        return ", or ".join(parts)
 
 
 @dataclass(frozen=True)

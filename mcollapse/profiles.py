@@ -240,8 +240,10 @@ _CPU: dict[str, dict] = {
         "n_metric": 500,
         "folds": 5,
         "vae": {"steps": 900, "lr": 0.002},  # 16 ms a step on one idle core: 14 s a fit
-        "rule": {"fid_factor": 3.0, "recall_factor": 0.5},
-        "warn": {"entropy": -25.0, "detector_auc": 0.005, "precision": 0.9, "min_class_share": 0.5},
+        # recall starts near 0.2 for these one-minute VAEs and is too noisy at n = 500 to judge by a
+        # ratio; the thresholds of the monitors come from a one-seed pilot (seed 0)
+        "rule": {"fid_factor": 3.0, "recall_factor": None},
+        "warn": {"entropy": -40.0, "detector_auc": 0.005, "precision": 0.7, "min_class_share": 0.5},
         "weight_decay": 0.1,
         "dropout": 0.2,
         "members": 2,  # at equal training compute: each member takes steps / members

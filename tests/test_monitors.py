@@ -49,6 +49,10 @@ def test_the_collapse_rule_fires_at_the_first_generation_it_holds():
     assert rule.first([5, 6, 9, 11, 30], [0.5, 0.5, 0.45, 0.44, 0.1]) == 4  # FID 11 > 10
     assert rule.first([5, 6, 7], [0.5, 0.45, 0.39]) == 3  # recall 0.39 < 0.4
     assert rule.first([5, 5, 5], [0.5, 0.5, 0.5]) is None
+    fid_only = CollapseRule(fid_factor=3.0, recall_factor=None)
+    assert fid_only.first([5, 9, 16], [0.5, 0.01, 0.01]) == 3 and "recall" not in str(fid_only)
+    with pytest.raises(ValueError, match="cannot both be None"):
+        CollapseRule(fid_factor=None, recall_factor=None)
     with pytest.raises(ValueError, match="fid_factor must be > 1"):
         CollapseRule(fid_factor=0.5)
     with pytest.raises(ValueError, match=r"recall_factor must be in \(0, 1\)"):
