@@ -85,6 +85,22 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_dropout_is_reproducible_leaves_global_rng_alone_and_is_off_when_scoring():
+    x, y = _data()
+    state = torch.random.get_rng_state()
+    a, b = _tiny(epochs_initial=2, dropout=0.3), _tiny(epochs_initial=2, dropout=0.3)
+    a.fit(x, y, torch.Generator().manual_seed(3))
+    b.fit(x, y, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.token_log_probs(x), a.token_log_probs(x))  # no dropout when scoring
+    plain = _tiny(epochs_initial=2)
+    plain.fit(x, y, torch.Generator().manual_seed(3))
+    assert not torch.equal(plain.state_dict()["tok.weight"], a.state_dict()["tok.weight"])
+    a.net.train()  # in training mode the same input gives different outputs
+    assert not torch.equal(a.net(x)[0], a.net(x)[0])
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -92,6 +108,8 @@ def test_same_seed_same_weights_and_global_rng_untouched():
         ({"decoding": "greedy"}, "decoding must be one of"),
         ({"prompts": torch.zeros(3, 16, dtype=torch.int64)}, "prompts"),
         ({"lr": 0}, "lr"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
     ],
 )
 def test_bad_parameters_raise(kwargs, match):
