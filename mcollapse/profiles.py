@@ -228,6 +228,21 @@ _CPU: dict[str, dict] = {
         "flow": {"steps": 500},
         "vae": {"steps": 2000},
         "gmm": {"reg": 0.001, "clip": [-1.0, 1.0]},
+        "toy": {  # MAD's GLOW on a 2-D Rosenbrock-like density
+            "name": "rosenbrock",
+            "generations": 8,
+            "null_generations": 2,
+            "n": 2000,
+            "n_eval": 10_000,
+            "flow": {
+                "depth": 8,
+                "hidden": 64,
+                "steps": 150,
+                "batch_size": 256,
+                "lr": 0.005,
+                "warmup": 20,
+            },
+        },
     },
     "08": {
         "dataset": "digits",
@@ -411,6 +426,12 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
             "wgan_gp": {"width": 8, "z_dim": 8, "steps": 3, "batch_size": 32},
             "flow": {"depth": 1, "hidden": 8, "steps": 5, "batch_size": 32, "warmup": 2},
             "vae": {"width": 8, "hidden": 32, "steps": 20, "batch_size": 32},
+            "toy": {
+                "generations": 2,
+                "n": 200,
+                "n_eval": 500,
+                "flow": {"depth": 2, "hidden": 8, "steps": 5, "batch_size": 64, "warmup": 2},
+            },
         },
         "08": {
             "n_initial": 300,
@@ -575,6 +596,13 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
             "wgan_gp": {"width": 64, "z_dim": 64, "lr": 0.0001, "ema_decay": 0.0, "steps": 20_000},
             "flow": {"depth": 12, "hidden": 128, "bins": 256, "steps": 20_000, "lr": 0.001},
             "vae": {"latent": 20, "width": 64, "hidden": 512, "steps": 20_000},
+            "toy": {
+                "generations": 16,
+                "null_generations": 16,
+                "n": 10_000,
+                "n_eval": 50_000,
+                "flow": {"steps": 3000, "batch_size": 512, "lr": 0.002, "warmup": 100},
+            },
         },
         "08": {
             "generations": 6,

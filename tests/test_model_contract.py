@@ -47,6 +47,8 @@ MODELS = {
                 dict(image_shape=(1, 4, 4), betas=(0.5, 0.99))),
     "flow": (NormalizingFlow, dict(shape=(1, 8, 8), depth=1, hidden=8, steps=3, batch_size=8),
              IMAGES, dict(shape=(1, 4, 4), scales=1)),
+    "flow_points": (NormalizingFlow, dict(shape=(2,), depth=2, hidden=8, steps=3, batch_size=16),
+                    POINTS, dict(shape=(3,))),
     "vae": (VAE, dict(image_shape=(1, 8, 8), latent=2, width=4, hidden=8, steps=3, batch_size=8,
                       weight_decay=0.01, dropout=0.1),
             IMAGES, dict(image_shape=(1, 4, 4))),

@@ -13,8 +13,9 @@ Images: pixels are dequantised with uniform noise over their bin (``bins`` value
 for the 8x8 digits, 256 for MNIST) and mapped to logit space as in RealNVP. Multi-scale: each of
 ``scales`` levels squeezes 2x2 pixels into channels (1x8x8 -> 4x4x4 -> 8x2x2; 1x28x28 -> 4x14x14
 -> 8x7x7) and, but for the last, factors half the channels out to the latent. Points (shape
-(D,)) are a single level of 1x1 "images": the couplings are MLPs, MAD's 2-D setting is
-``depth=8, hidden=64``.
+(D,)) are continuous, so no dequantisation and no logit: one level of the same steps on flat
+(N, D) tensors (the couplings are MLPs; flat, not 1x1 images, because a 2-D flow's cost is all
+per-op overhead). MAD's 2-D setting is ``depth=8, hidden=64``.
 
 MAD's bias is the temperature: ``sample`` draws z ~ N(0, bias I), i.e. bias scales the variance
 (std sqrt(bias)), as MAD writes N(0, lambda I); they used lambda = 0.75. Image samples are rounded
@@ -52,10 +53,18 @@ def unsqueeze(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(n, c // 4, 2 * h, 2 * w)
 
 
+def pixels(x: torch.Tensor) -> int:
+    """Positions per item that share a per-channel map: H W of an image, 1 for a point (N, C)."""
+    return 1 if x.dim() == 2 else x.shape[2] * x.shape[3]
+
+
 class Pointwise(nn.Linear):
-    """A 1x1 convolution as a dense layer over the channels (much faster than conv2d on a CPU)."""
+    """A 1x1 convolution as a dense layer over the channels (much faster than conv2d on a CPU);
+    on points (N, C) a plain dense layer."""
 
     def forward(self, x):
+        if x.dim() == 2:
+            return F.linear(x, self.weight, self.bias)
         return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
 
 
@@ -73,17 +82,25 @@ class ActNorm(nn.Module):
         self.register_buffer("ready", torch.tensor(False))
 
     def forward(self, x):
+        dims = (0,) if x.dim() == 2 else (0, 2, 3)  # points (N, C) or images (N, C, H, W)
         if self.training and not self.ready:
             with torch.no_grad():
-                self.bias.copy_(-x.mean((0, 2, 3), keepdim=True))
-                std = x.std((0, 2, 3), keepdim=True, unbiased=False)
+                self.bias.copy_(-x.mean(dims).view_as(self.bias))
+                std = x.std(dims, unbiased=False).view_as(self.bias)
                 self.log_scale.copy_(-torch.log(std + 1e-6))
                 self.ready.fill_(True)
-        logdet = self.log_scale.sum() * x.shape[2] * x.shape[3]
-        return (x + self.bias) * self.log_scale.exp(), logdet.expand(len(x))
+        logdet = self.log_scale.sum() * pixels(x)
+        b, s = self._params(x)
+        return (x + b) * s.exp(), logdet.expand(len(x))
 
     def inverse(self, y):
-        return y * (-self.log_scale).exp() - self.bias
+        b, s = self._params(y)
+        return y * (-s).exp() - b
+
+    def _params(self, x):
+        if x.dim() == 2:
+            return self.bias.view(1, -1), self.log_scale.view(1, -1)
+        return self.bias, self.log_scale
 
 
 class InvConv(nn.Module):
@@ -95,11 +112,15 @@ class InvConv(nn.Module):
         self.weight = nn.Parameter(torch.linalg.qr(torch.randn(channels, channels))[0])
 
     def forward(self, x):
-        logdet = torch.linalg.slogdet(self.weight)[1] * x.shape[2] * x.shape[3]
-        return F.linear(x.movedim(1, -1), self.weight).movedim(-1, 1), logdet.expand(len(x))
+        logdet = torch.linalg.slogdet(self.weight)[1] * pixels(x)
+        return self._mix(x, self.weight), logdet.expand(len(x))
 
     def inverse(self, y):
-        return F.linear(y.movedim(1, -1), torch.linalg.inv(self.weight)).movedim(-1, 1)
+        return self._mix(y, torch.linalg.inv(self.weight))
+
+    @staticmethod
+    def _mix(x, w):
+        return F.linear(x, w) if x.dim() == 2 else F.linear(x.movedim(1, -1), w).movedim(-1, 1)
 
 
 class Coupling(nn.Module):
@@ -170,7 +191,8 @@ class FlowNet(nn.Module):
 
     def inverse(self, z):
         sizes = [math.prod(p) for p in self.parts]
-        zs = [part.view(-1, *p) for part, p in zip(z.split(sizes, 1), self.parts, strict=True)]
+        parts = zip(z.split(sizes, 1), self.parts, strict=True)
+        zs = [part.view(-1, *p) if self.squeezes else part for part, p in parts]  # points: (N, C)
         x = zs[-1]
         for i in reversed(range(len(self.levels))):
             x = x if i == len(self.levels) - 1 else torch.cat([zs[i], x], 1)
@@ -263,7 +285,7 @@ class NormalizingFlow(Recorded):
         """x (data space) -> (z (N, dim), log |det dz/dx| (N,)); images pass the logit first."""
         x = x.to(self.device).float()
         if not self.images:
-            return self.net(x.view(len(x), -1, 1, 1))
+            return self.net(x.view(len(x), -1))
         d, a = self.bin_width, self.alpha
         p = a + (1 - 2 * a) * (x + 1 + d / 2) / (2 + d)
         logit = torch.log(p) - torch.log1p(-p)
