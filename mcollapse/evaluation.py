@@ -7,6 +7,8 @@ so every generation is scored the same way.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import metrics
@@ -102,3 +104,27 @@ class TextEvaluator:
         from . import text
 
         return {"test_perplexity": text.perplexity(model, *self.test), **text.text_metrics(x, y)}
+
+
+class RosenbrockTails:
+    """Tail masses of samples of the ``rosenbrock`` toy, against exact values for the real density.
+
+    Under the real density u = (x1, sqrt(2) (x2 - x1^2)) is standard normal, so
+    |u|^2 = -2 log p + const is chi-squared with 2 degrees of freedom: the mass outside the
+    highest-density region of mass q is exactly 1 - q. And x1 ~ N(0, 1), so 5% of the mass lies in
+    the arms |x1| > 1.96. A model that loses its tails scores below ``REAL``.
+    """
+
+    HDR = {"outside_95": 0.95, "outside_99": 0.99}
+    ARM = 1.959964
+    REAL = {"outside_95": 0.05, "outside_99": 0.01, "arm": 0.05}
+
+    def identity(self) -> dict:
+        return {"type": "rosenbrock_tails", "hdr": self.HDR, "arm": self.ARM}
+
+    def __call__(self, x, y, model, generation) -> dict[str, float]:
+        u2 = x[:, 0] ** 2 + 2 * (x[:, 1] - x[:, 0] ** 2) ** 2
+        out = {
+            name: float((u2 > -2 * math.log(1 - q)).float().mean()) for name, q in self.HDR.items()
+        }
+        return {**out, "arm": float((x[:, 0].abs() > self.ARM).float().mean())}
