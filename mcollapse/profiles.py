@@ -111,16 +111,17 @@ _CPU: dict[str, dict] = {
         },
         "images": {
             "dataset": "digits",
-            "generations": 10,
-            "generations_fully_synthetic": 6,
-            "n_real": 500,
-            "n_synthetic": 500,
-            "n_initial": [100, 1297],
+            "generations": 3,
+            "n_real": 200,
+            "n_synthetic": 200,
+            "n_initial": 1297,
+            "bias": 0.5,
             "n_metric": 500,
+            "ddpm": {"steps": 300},
         },
         "toy": {
             "name": "moons",
-            "generations": 10,
+            "generations": 6,
             "n_real": 500,
             "n_synthetic": 500,
             "n_initial": [50, 2000],
@@ -128,7 +129,7 @@ _CPU: dict[str, dict] = {
             "flow": {
                 "hidden": 64,
                 "layers": 3,
-                "steps": 3000,
+                "steps": 2000,
                 "batch_size": 256,
                 "lr": 0.002,
                 "sample_steps": 50,
@@ -341,11 +342,11 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
             },
             "images": {
                 "generations": 2,
-                "generations_fully_synthetic": 2,
                 "n_real": 100,
                 "n_synthetic": 100,
-                "n_initial": [50, 1297],
+                "n_initial": 300,
                 "n_metric": 100,
+                "ddpm": {"steps": 40},
             },
             "toy": {
                 "generations": 2,
@@ -516,8 +517,9 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
                 "generations": 12,
                 "n_real": 2000,
                 "n_synthetic": 2000,
-                "n_initial": [2000, 3000],
+                "n_initial": 3000,
                 "n_metric": 2000,
+                "ddpm": {"steps": 8000},
             },
             "toy": {
                 "generations": 20,
@@ -577,7 +579,7 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
             "layers": 4,
             "heads": 8,
             "lr": 0.001,
-            "epochs_pretrain": 10,
+            "epochs_pretrain": 20,
             "epochs": 5,
             "decoding": "beam",
             "bias": 1.0,
@@ -639,8 +641,8 @@ def resolve(notebook: str, profile: str) -> dict:
     check_choice("profile", profile, PROFILES)
     key = notebook_key(notebook)
     sizes = _merge(_CPU[key], _OVERRIDES.get(profile, {}).get(key, {}))
-    if key == "04":  # notebook 04's image loop uses notebook 03's DDPM, size for size
-        sizes["images"]["ddpm"] = resolve("03", profile)["ddpm"]
+    if key == "04":  # notebook 04's image loop uses notebook 03's DDPM, with its own overrides
+        sizes["images"]["ddpm"] = resolve("03", profile)["ddpm"] | sizes["images"].get("ddpm", {})
     sizes.update(profile=profile, figures_dir=figures_dir(profile), n_seeds=SEEDS[profile])
     return sizes
 
