@@ -196,7 +196,7 @@ def _train(settings: FeatureSettings, train: data.Images, progress: bool) -> Cla
     for _ in bar:
         order = torch.randperm(len(train), generator=generator)
         for batch in order.split(settings.batch_size):
-            x = _random_shift(train.x[batch], settings.shift, generator).to(device)
+            x = random_shift(train.x[batch], settings.shift, generator).to(device)
             loss = F.cross_entropy(model(x)[1], train.y[batch].to(device))
             optimizer.zero_grad()
             loss.backward()
@@ -206,7 +206,7 @@ def _train(settings: FeatureSettings, train: data.Images, progress: bool) -> Cla
     return model.cpu()
 
 
-def _random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by up to ``shift`` pixels, filling with the background value -1."""
     if shift == 0:
         return x

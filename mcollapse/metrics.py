@@ -164,7 +164,8 @@ def class_shares(x: torch.Tensor, net: features.FeatureNet) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _points(x) -> np.ndarray:
+def as_points(x) -> np.ndarray:
+    """Items as float64 rows (N, features): tensors or arrays, any shape after the first axis."""
     x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
     return x.reshape(len(x), -1).astype(np.float64)
 
@@ -172,7 +173,7 @@ def _points(x) -> np.ndarray:
 def point_precision_recall(generated, real, k: int = 5) -> dict:
     """Precision and recall (Kynkaanniemi et al. 2019) directly on the coordinates, via torch-fidelity."""
     k = check_int("k", k, minimum=1)
-    gen, ref = (torch.as_tensor(_points(a), dtype=torch.float32) for a in (generated, real))
+    gen, ref = (torch.as_tensor(as_points(a), dtype=torch.float32) for a in (generated, real))
     for name, a in (("generated", gen), ("real", ref)):
         check_int(f"number of {name} points", len(a), minimum=k + 1)
     precision, recall = calculate_precision_recall_full(gen, ref, neighborhood=k)
@@ -186,7 +187,7 @@ def point_precision_recall(generated, real, k: int = 5) -> dict:
 
 def empirical_w2(x, y) -> dict:
     """Exact W2 between two empirical distributions with uniform weights (POT's network simplex)."""
-    a, b = _points(x), _points(y)
+    a, b = as_points(x), as_points(y)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
     cost = ot.dist(a, b, metric="sqeuclidean")
@@ -196,7 +197,7 @@ def empirical_w2(x, y) -> dict:
 
 def gaussian_w2(x, y) -> dict:
     """W2 between the Gaussian fits (mean, unbiased covariance) of two point clouds (closed form)."""
-    a, b = _points(x), _points(y)
+    a, b = as_points(x), as_points(y)
     moments = [(p.mean(axis=0), np.atleast_2d(np.cov(p, rowvar=False))) for p in (a, b)]
     w2_squared = float(gaussian_w2_squared(*moments[0], *moments[1]))
     return {"w2": float(np.sqrt(max(w2_squared, 0.0))), "n_x": len(a), "n_y": len(b)}
@@ -204,7 +205,7 @@ def gaussian_w2(x, y) -> dict:
 
 def log_det_cov(x) -> dict:
     """log det of the unbiased sample covariance: falls without bound as a distribution collapses."""
-    a = _points(x)
+    a = as_points(x)
     check_int("number of points", len(a), minimum=a.shape[1] + 1)
     sign, value = np.linalg.slogdet(np.atleast_2d(np.cov(a, rowvar=False)))
     return {"log_det": float(value) if sign > 0 else -np.inf, "n": len(a)}

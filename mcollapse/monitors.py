@@ -31,11 +31,6 @@ DIRECTIONS = ("below", "above")
 MODES = ("difference", "ratio")
 
 
-def _points(x) -> np.ndarray:
-    x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
-    return x.reshape(len(x), -1).astype(np.float64)
-
-
 def knn_entropy(x, k: int = 3) -> float:
     """Kozachenko-Leonenko estimate of the differential entropy (nats) of the points ``x`` (N, d).
 
@@ -45,7 +40,7 @@ def knn_entropy(x, k: int = 3) -> float:
     entropy falls. Duplicate points (eps = 0) are given the smallest positive distance found.
     """
     k = check_int("k", k, minimum=1)
-    a = _points(x)
+    a = metrics.as_points(x)
     n, d = a.shape
     check_int("number of points", n, minimum=k + 1)
     t = torch.from_numpy(a)
@@ -72,7 +67,7 @@ def detector_auc(real, synthetic, folds: int = 5, seed: int = 0, c: float = 1.0)
 
     folds = check_int("folds", folds, minimum=2)
     c = check_positive("c", c)
-    a, b = _points(real), _points(synthetic)
+    a, b = metrics.as_points(real), metrics.as_points(synthetic)
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"real and synthetic must have the same dimension, got {a.shape[1]}, {b.shape[1]}"

@@ -18,13 +18,9 @@ import torch
 
 from ._checks import check_choice, check_int, check_positive
 from .loops import LoopSpec, compose
+from .metrics import as_points
 
 CURATIONS = ("none", "drop", "weight", "oracle")
-
-
-def _flat(x) -> np.ndarray:
-    x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
-    return x.reshape(len(x), -1).astype(np.float64)
 
 
 class SyntheticDetector:
@@ -38,7 +34,7 @@ class SyntheticDetector:
         self._clf = None
 
     def _features(self, x) -> np.ndarray:
-        return _flat(self.featurize(x) if self.featurize is not None else x)
+        return as_points(self.featurize(x) if self.featurize is not None else x)
 
     def fit(self, real, synthetic, seed: int = 0) -> SyntheticDetector:
         from sklearn.linear_model import LogisticRegression

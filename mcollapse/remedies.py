@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from ._checks import check_bias, check_choice, check_int
+from .features import random_shift
 from .loops import LoopSpec, compose
 from .models.protocol import Recorded
 
@@ -99,13 +99,7 @@ def shift_images(x: torch.Tensor, shift: int, generator: torch.Generator) -> tor
     shift = check_int("shift", shift, minimum=1)
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
-    n, _, h, w = x.shape
-    padded = F.pad(x, (shift, shift, shift, shift), value=-1.0)
-    offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator)
-    out = torch.empty_like(x)
-    for i, (dy, dx) in enumerate(offsets.tolist()):
-        out[i] = padded[i, :, dy : dy + h, dx : dx + w]
-    return out
+    return random_shift(x, shift, generator)
 
 
 class Augmented(Recorded):

@@ -82,7 +82,7 @@ def test_bad_settings_name_the_field(settings, field):
 
 def test_random_shift_translates_each_image_and_fills_with_background():
     x = torch.rand(200, 1, 5, 5, generator=torch.Generator().manual_seed(0))
-    shifted = features._random_shift(x, 1, torch.Generator().manual_seed(1))
+    shifted = features.random_shift(x, 1, torch.Generator().manual_seed(1))
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), value=-1.0)
     seen = set()
     for image, out in zip(padded, shifted, strict=True):
@@ -95,7 +95,7 @@ def test_random_shift_translates_each_image_and_fills_with_background():
         assert len(offsets) == 1
         seen.add(offsets[0])
     assert len(seen) == 9  # every offset occurs
-    assert torch.equal(features._random_shift(x, 0, torch.Generator()), x)
+    assert torch.equal(features.random_shift(x, 0, torch.Generator()), x)
 
 
 @pytest.mark.parametrize("channels, size", [(1, 8), (1, 28), (1, 32), (3, 32)])
