@@ -91,6 +91,11 @@ class RunSpec:
         """Items sampled from every generation (evaluated, and fed to the next by some steps)."""
         return self.n_eval
 
+    def cost(self) -> float:
+        """Rough relative work of the run, so a sweep can start the longest runs first (two
+        workers left with one long run idle one core); only the order of costs matters."""
+        return float(self.generations)
+
     def train(self, t: int, model, ctx: Context) -> dict:
         """Train ``model`` (fresh, or holding generation t - 1 with ``init="finetune"``) for
         generation t >= 2; return the counts of what it trained on, by origin:
@@ -528,8 +533,9 @@ def sweep(specs: Mapping[str, RunSpec], seeds: Sequence[int], make_model, source
     (default: one per core, one per run at most; 1 runs in this process) with one torch / BLAS
     thread each (``n_threads``), or the Dask cluster of ``scheduler`` (an address such as "tcp://HOST:8786", a
     ``distributed.Client``, or the ``MCOLLAPSE_SCHEDULER`` environment variable). ``run_dir``
-    must then be on storage every worker sees. Generation-1 models are trained first, once per
-    distinct real draw, so no two workers wait on the same one. Runs on disk are reused.
+    must then be on storage every worker sees. Generation-1 models are queued first, once per
+    distinct real draw, then the runs, longest first by ``spec.cost()``, so that no core idles
+    while another finishes a long run. Runs on disk are reused.
     """
     if not isinstance(specs, Mapping) or not specs:
         raise ValueError(f"specs must be a non-empty mapping of name to spec, got {specs!r}")
@@ -540,6 +546,7 @@ def sweep(specs: Mapping[str, RunSpec], seeds: Sequence[int], make_model, source
         if not isinstance(spec, RunSpec):
             raise ValueError(f"specs[{name!r}] must be a RunSpec, got {type(spec).__name__}")
     jobs = [(name, replace(spec, seed=s)) for name, spec in specs.items() for s in seeds]
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1].cost())  # longest first, stable
     first, firsts = {}, []
     for name, spec in jobs:  # one run per distinct generation 1, cut to that generation
         ident = json.dumps(spec.first_identity(), sort_keys=True)
@@ -557,8 +564,14 @@ def sweep(specs: Mapping[str, RunSpec], seeds: Sequence[int], make_model, source
             _first_only(spec, *args)
         runs = [_run_quietly(spec, *args, name=name, progress=progress) for name, spec in jobs]
     else:
-        _parallel(_first_only, firsts, args, n_jobs, scheduler, "generation 1", progress)
-        runs = _parallel(_run_quietly, jobs, args, n_jobs, scheduler, "runs", progress)
+        # one queue, no barrier: the generation-1 models first, then the runs; a run whose
+        # generation 1 another worker is still training waits on that run's lock
+        calls = [(_first_only, name, spec) for name, spec in firsts]
+        calls += [(_run_quietly, *jobs[i]) for i in order]
+        done = _parallel(calls, args, n_jobs, scheduler, "runs", progress)[len(firsts) :]
+        runs = [None] * len(jobs)
+        for i, r in zip(order, done, strict=True):
+            runs[i] = r
     out: dict[str, list[Run]] = {name: [] for name in specs}
     for (name, _), r in zip(jobs, runs, strict=True):
         r.make_model = make_model
@@ -585,10 +598,11 @@ def _first_only(spec, make_model, source, evaluate, run_dir, key, n_threads, nam
                full_key, share_first=True)  # fmt: skip
 
 
-def _parallel(task, jobs, args, n_jobs, scheduler, what, progress) -> list:
+def _parallel(calls, args, n_jobs, scheduler, what, progress) -> list:
+    """``task(spec, *args, name=name)`` for each (task, name, spec), in order where possible."""
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = [delayed(task)(spec, *args, name=name) for name, spec in jobs]
+    tasks = [delayed(task)(spec, *args, name=name) for task, name, spec in calls]
     client = None
     if scheduler is not None:
         from distributed import Client

@@ -172,10 +172,10 @@ _CPU: dict[str, dict] = {
             "sample_steps": 8,
         },
         "digits_reflow": {
-            "rounds": 3,
+            "rounds": 2,
             "n_real": 1297,
             "n_pairs": 1297,
-            "train_steps": 250,
+            "train_steps": 150,
             "pair_steps": 8,
             "pair_method": "heun",
             "real_ratio": 0.5,

@@ -95,6 +95,15 @@ class ReflowSpec(RunSpec):
     def n_first(self) -> int:
         return self.n_real
 
+    def cost(self) -> float:
+        """Network evaluations per mini-batch item and round: 3 to train (forward and backward),
+        plus the teacher's ODE for OCAR's fresh synthetic share (and for ORAS's real share)."""
+        evals = self.pair_steps * (2 if self.pair_method == "heun" else 1)
+        per_item = 3.0
+        if self.scheme == "ocar":
+            per_item += evals * (1 - self.real_ratio + (self.real_ratio if self.stochastic else 0))
+        return (self.generations - 1) * self.train_steps * per_item
+
     def train(self, t, model, ctx) -> dict:
         """Generation t from the pairs of generation t - 1; counts are the pair draws trained on."""
         teacher = ctx.model(t - 1)

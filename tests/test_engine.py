@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import pytest
@@ -176,3 +177,26 @@ def test_another_evaluator_rescores_stored_samples_without_retraining(tmp_path):
         warnings.simplefilter("error")  # the rewritten manifests verify
         third = run(spec, tmp_path, evaluate=richer)
     assert third.records() == again.records()
+
+
+def test_a_sweep_starts_the_longest_runs_first_and_returns_them_in_order(tmp_path, monkeypatch):
+    common = dict(train_steps=5, generations=2)
+    specs = {"short": ReflowSpec("reflow", 50, n_pairs=50, **common),
+             "long": ReflowSpec("ocar", 50, real_ratio=0.5, **common)}  # fmt: skip
+    assert specs["long"].cost() > specs["short"].cost()
+    started = []
+
+    def fake_parallel(calls, *args):
+        started.extend((task.__name__, name, spec.seed) for task, name, spec in calls)
+        return [types.SimpleNamespace(name=f"{name} {spec.seed}") for _, name, spec in calls]
+
+    monkeypatch.setattr(engine, "_parallel", fake_parallel)
+    out = engine.sweep(specs, [0, 1], make_flow, SOURCE, EVALUATE, tmp_path, n_jobs=2)
+    firsts = [("_first_only", "short", 0), ("_first_only", "short", 1)]  # one per real draw
+    runs = [("_run_quietly", "long", 0), ("_run_quietly", "long", 1),
+            ("_run_quietly", "short", 0), ("_run_quietly", "short", 1)]  # fmt: skip
+    assert started == firsts + runs
+    assert {k: [r.name for r in v] for k, v in out.items()} == {
+        "short": ["short 0", "short 1"],
+        "long": ["long 0", "long 1"],
+    }
