@@ -20,7 +20,7 @@ define pytest_strict
 	exit $$rc
 endef
 
-.PHONY: help install figures test lint check-notebooks unit nbval lab bench strip clean book
+.PHONY: help install figures test lint check-notebooks unit nbval lab bench bench-peers strip clean book
 
 help:
 	@echo "make figures [PROFILE=ci|cpu|gpu] [NOTEBOOKS='01 02']  run notebooks headless, rebuild figures/"
@@ -28,6 +28,7 @@ help:
 	@echo "make lab        JupyterLab on notebooks/ with the project's kernel"
 	@echo "make book [PROFILE=ci|cpu|gpu]  static offline site in build/site/ from the notebooks make figures ran"
 	@echo "make bench      timings (Gaussian samplers and maps, feature network, metrics, models)"
+	@echo "make bench-peers  our DDPM and rectified flow against peer libraries: quality per CPU-second"
 	@echo "make strip      remove outputs from committed notebooks"
 
 install: $(STAMP)
@@ -80,6 +81,21 @@ bench: install
 	$(PY) benchmarks/bench_rectified_flow.py
 	$(PY) benchmarks/bench_fresh.py
 	$(PY) benchmarks/bench_sweep.py
+
+# The peer libraries live in a venv of their own (.venv-peers) that sees the project's packages
+# through a .pth file, so they add what they need without changing the notebooks' environment.
+PEERS := $(VENV)-peers
+PEERS_STAMP := $(PEERS)/.installed
+
+$(PEERS_STAMP): $(STAMP) pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -c "import pathlib, site, sys; pathlib.Path(site.getsitepackages()[0], \
+	  'mcollapse-base.pth').write_text(sys.argv[1] + '\n')" "$$($(PY) -c 'import site; print(site.getsitepackages()[0])')"
+	$(PEERS)/bin/python -m pip install --quiet --progress-bar off -e '.[peers]'
+	touch $@
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS)/bin/python benchmarks/bench_peers.py $(BENCH_ARGS)
 
 strip: install
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

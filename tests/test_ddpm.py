@@ -188,3 +188,11 @@ def test_fit_refuses_images_of_the_wrong_shape_or_labels():
         model.fit(torch.zeros(2, 1, 16, 16), torch.zeros(2, dtype=torch.long), torch.Generator())
     with pytest.raises(ValueError, match=r"y must hold labels in \[0, 2\]"):
         model.fit(torch.zeros(2, 1, 8, 8), torch.tensor([0, 3]), torch.Generator())
+
+
+def test_on_step_sees_every_step_and_can_stop_training_early():
+    x, y = few_images()
+    seen = []
+    model = tiny(steps=20)
+    model.fit(x, y, torch.Generator().manual_seed(1), on_step=lambda s: seen.append(s) or s == 7)
+    assert seen == list(range(1, 8)) and len(model.losses) == 7

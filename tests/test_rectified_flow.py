@@ -188,3 +188,12 @@ def test_bad_calls_raise():
         model.generate(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="method"):
         model.generate(torch.zeros(3, 2), 2, "rk4")
+
+
+def test_on_step_sees_every_step_and_can_stop_training_early():
+    seen = []
+    model = RectifiedFlow((2,), hidden=8, layers=1, steps=20, batch_size=8, progress=False,
+                          device="cpu")  # fmt: skip
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    model.fit(x, None, torch.Generator().manual_seed(1), on_step=lambda s: seen.append(s) or s == 5)
+    assert seen == [1, 2, 3, 4, 5] and len(model.losses) == 5

@@ -182,8 +182,10 @@ class DDPM(Recorded):
         y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         return F.mse_loss(self.net(self.schedule.noise(x0, t, eps), t, y), eps)
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
-        """``steps`` Adam steps on mini-batches drawn with replacement; then EMA is the sampler."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+            on_step=None) -> None:  # fmt: skip
+        """``steps`` Adam steps on mini-batches drawn with replacement; then EMA is the sampler.
+        ``on_step(step)`` runs after every step (a benchmark's clock); True stops training."""
         x, y = _check_data(x, y, self.image_shape, self.num_classes)
         counts = torch.bincount(y, minlength=self.num_classes).double()
         self.priors = (counts / counts.sum()).float()
@@ -210,6 +212,8 @@ class DDPM(Recorded):
             self.losses.append(loss.item())
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(self.losses[-100:]) / len(self.losses[-100:]):.4f}")
+            if on_step is not None and on_step(step + 1):
+                break
         self.net.eval()
 
     # -- sampling ---------------------------------------------------------------------------

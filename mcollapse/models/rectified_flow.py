@@ -135,8 +135,10 @@ class RectifiedFlow(Recorded):
         return err.flatten(1).sum(1).mean()
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
-        """1-rectified flow on data ``x``: fresh independent noise for every mini-batch."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+            on_step=None) -> None:  # fmt: skip
+        """1-rectified flow on data ``x``: fresh independent noise for every mini-batch.
+        ``on_step(step)`` runs after every step (a benchmark's clock); True stops training."""
         x = self._check_items("x", x)
         n, b = len(x), self.batch_size
 
@@ -144,7 +146,7 @@ class RectifiedFlow(Recorded):
             x1 = x[torch.randint(n, (b,), generator=gen)]
             return torch.randn(x1.shape, generator=gen), x1
 
-        self.train_batches(batch, self.steps, generator, desc="1-RF training")
+        self.train_batches(batch, self.steps, generator, desc="1-RF training", on_step=on_step)
 
     def train_pairs(self, x0: torch.Tensor, x1: torch.Tensor, steps: int, generator) -> None:
         """A reflow round on fixed pairs (x0[i], x1[i]): mini-batches of pairs, never re-paired."""
@@ -158,7 +160,8 @@ class RectifiedFlow(Recorded):
 
         self.train_batches(batch, steps, generator, desc="reflow training")
 
-    def train_batches(self, batch, steps: int, generator, desc: str = "training") -> None:
+    def train_batches(self, batch, steps: int, generator, desc: str = "training",
+                      on_step=None) -> None:  # fmt: skip
         """``steps`` Adam steps on ``batch(generator) -> (x0, x1)`` (CPU tensors); t ~ U(0, 1)."""
         steps = check_int("steps", steps, minimum=1)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
@@ -177,6 +180,8 @@ class RectifiedFlow(Recorded):
             self.losses.append(loss.item())
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(self.losses[-100:]) / len(self.losses[-100:]):.4f}")
+            if on_step is not None and on_step(step + 1):
+                break
         self.net.eval()
 
     # -- the ODE ------------------------------------------------------------------------------
