@@ -73,7 +73,8 @@ def test_outside_a_git_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "arxiv",
     ["2305.17493", "2307.01850", "2404.01413", "2410.16713", "2310.00429", "2412.08175",
-     "2402.07043", "1912.04958", "2006.11239", "2209.03003", "2509.16499", "2502.15654", "2402.07087"],
+     "2402.07043", "1912.04958", "2006.11239", "2209.03003", "2509.16499", "2502.15654", "2402.07087",
+     "2502.18049"],
 )  # fmt: skip
 def test_citation_file_lists_every_paper_a_notebook_reproduces(arxiv):
     cff = yaml.safe_load((paths.ROOT / "CITATION.cff").read_text())
