@@ -6,9 +6,10 @@ trains on what the spec's step composes from earlier generations (``loops.LoopSp
 items; ``reflow.ReflowSpec``: noise-image pairs of the previous flow). The engine does the rest once
 for every step: per-stage seed streams, ``run_dir/<hash>/gen_NN/`` with a checksummed manifest
 written last, verified resume (anything missing, truncated, altered or written for another spec is
-recomputed with a ``RunWarning``, never used), the generation-1 model shared by every run that
-trains it on the same real data, a per-run lock so two writers never corrupt a run or do it twice,
-a fixed thread count so the numbers do not depend on the machine's load, and tidy records.
+recomputed with a ``RunWarning``, never used), the generation-1 model (and its samples and scores)
+shared by every run that trains it on the same real data, a per-run lock so two writers never
+corrupt a run or do it twice, a fixed thread count so the numbers do not depend on the machine's
+load, and tidy records.
 
 ``sweep`` runs specs x seeds in parallel: local processes (joblib, one torch / BLAS thread each) or
 a Dask cluster; the records are the same whatever the backend and the number of workers.
@@ -327,13 +328,13 @@ def _generations(spec, make_model, source, evaluate, run_dir, root, key, h, prog
             store.save_json(gdir / "model.json", {"spec_hash": h, "generation": t, "counts": counts,
                                                   "sha256": store.sha256(gdir / "model.pt")})  # fmt: skip
         lap("train")
-        sx, sy = model.sample(spec.n_draw, spec.bias, generator=ctx.generator("sample"))
-        sx, sy = check_items("model.sample", sx, sy, spec.n_draw)
+        if t == 1 and share_first:
+            sx, sy, metrics = _shared_scores(spec, model, ctx, evaluate, lap, scorer,
+                                             _first_dir(spec, run_dir, key))  # fmt: skip
+        else:
+            sx, sy, metrics = _sample_and_score(spec, model, ctx, evaluate, lap)
         store.save(gdir / "samples.pt", {"x": sx, "y": sy})
-        lap("sample")
-        metrics = _check_metrics(evaluate(sx, sy, model, t))
         store.save_json(gdir / "metrics.json", metrics)
-        lap("evaluate")
         manifest = {
             "spec": asdict(spec), "identity": spec.identity(), "key": key, "spec_hash": h,
             "generation": t, "seeds": sd, "counts": counts, "n_eval": spec.n_draw,
@@ -363,7 +364,7 @@ def _train(spec, t, make_model, ctx, run_dir, key, share_first):
         x, y = ctx.initial()
         model.fit(x[:n], y[:n], generator=ctx.generator("train"))
         return model, counts
-    shared = run_dir / "first" / store.digest({**spec.first_identity(), "key": key})[:12]
+    shared = _first_dir(spec, run_dir, key)
     with FileLock(str(shared) + ".lock"):
         loaded = _load_shared(make_model, shared)
         if loaded is not None:
@@ -374,6 +375,45 @@ def _train(spec, t, make_model, ctx, run_dir, key, share_first):
         store.save(shared / "model.pt", model.state_dict())
         store.save_json(shared / "model.json", {"sha256": store.sha256(shared / "model.pt")})
     return model, counts
+
+
+def _first_dir(spec, run_dir: Path, key) -> Path:
+    """Where the generation-1 model shared by the runs of one real draw lives."""
+    return run_dir / "first" / store.digest({**spec.first_identity(), "key": key})[:12]
+
+
+def _sample_and_score(spec, model, ctx, evaluate, lap):
+    """(x, y, metrics): the generation's ``spec.n_draw`` samples and what ``evaluate`` makes of them."""
+    sx, sy = model.sample(spec.n_draw, spec.bias, generator=ctx.generator("sample"))
+    sx, sy = check_items("model.sample", sx, sy, spec.n_draw)
+    lap("sample")
+    metrics = _check_metrics(evaluate(sx, sy, model, ctx.t))
+    lap("evaluate")
+    return sx, sy, metrics
+
+
+def _shared_scores(spec, model, ctx, evaluate, lap, scorer, shared: Path):
+    """Generation 1's samples and metrics, made once like its model: every run sharing the model
+    with the same sampling bias, sample count and evaluator would draw and score the very same
+    samples (the sample stream depends on the seed and the generation only)."""
+    scored = shared.with_name(shared.name + "-scored-" + store.digest(
+        {"bias": spec.bias, "n": spec.n_draw, "evaluator": scorer, "seed": ctx.seed("sample")})[:12])  # fmt: skip
+    with FileLock(str(scored) + ".lock"):
+        try:
+            side = json.loads((scored / "record.json").read_text())
+            if side["sha256"] == store.sha256(scored / "samples.pt"):
+                samples = store.load(scored / "samples.pt")
+                lap("sample")
+                lap("evaluate")
+                return samples["x"], samples["y"], _check_metrics(side["metrics"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or unusable: score afresh and overwrite
+        sx, sy, metrics = _sample_and_score(spec, model, ctx, evaluate, lap)
+        scored.mkdir(parents=True, exist_ok=True)
+        store.save(scored / "samples.pt", {"x": sx, "y": sy})
+        store.save_json(scored / "record.json",
+                        {"metrics": metrics, "sha256": store.sha256(scored / "samples.pt")})  # fmt: skip
+    return sx, sy, metrics
 
 
 def _load_shared(make_model, shared: Path):

@@ -168,8 +168,9 @@ class PairBatches:
 
     def _online(self, generator):
         """The next OCAR mini-batch, from a queue refilled ``chunk`` mini-batches at a time."""
-        if not self._queue:
-            s, k = self.spec, self.chunk
+        if not self._queue:  # never more than the round still needs (self.calls counts this one)
+            s = self.spec
+            k = max(1, min(self.chunk, s.train_steps - self.calls + 1))
             real = self._real_pairs(generator, k * self.n_real) if self.n_real else None
             synthetic = None
             if self.n_synthetic:
@@ -209,3 +210,21 @@ class PairBatches:
 def steps_sweep(model, z: torch.Tensor, score, steps=(1, 2, 4, 8, 16)) -> dict[int, float]:
     """{number of Euler steps: score(samples from z)}: few-step quality of one flow."""
     return {int(s): float(score(model.generate(z, int(s), "euler"))) for s in steps}
+
+
+def solver_sweep(model, z: torch.Tensor, score, grid) -> dict[tuple[str, int], float]:
+    """{(method, steps): score(samples from z)} for ``grid`` {method: [steps, ...]}: how accurate
+    an ODE solver must be before its samples (and so the pairs it makes) stop changing."""
+    out = {}
+    for method, counts in grid.items():
+        check_choice("method", method, METHODS)
+        for n in counts:
+            n = check_int("steps", n, minimum=1)
+            out[(method, n)] = float(score(model.generate(z, n, method)))
+    return out
+
+
+def converged_solver(grid) -> tuple[str, int]:
+    """The most accurate solver of ``grid``: the most steps of the highest-order method in it."""
+    method = "heun" if "heun" in grid else check_choice("method", next(iter(grid)), METHODS)
+    return method, max(grid[method])

@@ -537,6 +537,26 @@ def test_loops_starting_from_the_same_model_train_generation_one_once(tmp_path):
     assert alone.records() == second.records()
 
 
+def test_generation_one_is_sampled_and_scored_once_per_bias_and_evaluator(tmp_path):
+    scored = []
+
+    def evaluate(x, y, model, t):
+        scored.append(t)
+        return spread_and_recall(x, y, model, t)
+
+    make = lambda: CountingModel([])  # noqa: E731
+    other = shared_spec(kind="synthetic_augmented", n_real=60, synthetic_pool="accumulate")
+    runs = [engine.run(s, make, Blobs(), evaluate, tmp_path, progress=False)
+            for s in (shared_spec(), other, shared_spec(bias=0.5))]  # fmt: skip
+    assert scored == [1, 2, 2, 1, 2]  # the second loop reuses generation 1's scores; bias 0.5 not
+    first, second, biased = (r.generations[0] for r in runs)
+    assert first.metrics == second.metrics != biased.metrics
+    assert torch.equal(first.samples[0], second.samples[0])
+    alone = engine.run(other, make, Blobs(), evaluate, tmp_path / "alone", progress=False,
+                       share_first=False)  # fmt: skip
+    assert alone.records() == runs[1].records()  # the very numbers it would have computed itself
+
+
 @pytest.mark.parametrize(
     "change", [{"seed": 6}, {"n_initial": 50}, {"kind": "fresh_data", "n_real": 80}]
 )

@@ -7,7 +7,14 @@ import torch
 from mcollapse import data, engine
 from mcollapse.evaluation import PointEvaluator
 from mcollapse.models.rectified_flow import RectifiedFlow
-from mcollapse.reflow import PairBatches, ReflowSpec, compose_batch, steps_sweep
+from mcollapse.reflow import (
+    PairBatches,
+    ReflowSpec,
+    compose_batch,
+    converged_solver,
+    solver_sweep,
+    steps_sweep,
+)
 
 
 def make_model():
@@ -175,3 +182,32 @@ def test_the_independent_null_pairs_fresh_noise_with_real_items_and_oras_inverts
         gap = (x0[:20] - exact).abs().max().item()
         assert 0 < gap < 0.2  # near the deterministic inversion, but not on it
         assert torch.allclose(teacher.generate(x0[20:], 4), x1[20:], atol=1e-5)
+
+
+def test_ocar_makes_no_more_teacher_pairs_than_the_round_trains_on():
+    teacher, real = _teacher()
+    made = []
+    generate = teacher.generate
+    teacher.generate = lambda z, *a, **k: made.append(len(z)) or generate(z, *a, **k)
+    spec = ReflowSpec("ocar", 200, real_ratio=0.5, pair_steps=4, train_steps=7, generations=2)
+    g = torch.Generator().manual_seed(5)
+    batches = PairBatches(spec, teacher, make_model(), real, None, g, chunk=3)
+    for _ in range(7):
+        batches(g)
+    assert made == [3 * 20, 3 * 20, 1 * 20]  # chunks of 3 mini-batches, the last one cut to 1
+
+
+def test_solver_sweep_scores_each_solver_and_names_the_converged_one():
+    teacher, _ = _teacher()
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(6))
+    exact = teacher.generate(z, 64, "heun")
+    grid = {"euler": [1, 16], "heun": [2, 64]}
+    gaps = solver_sweep(teacher, z, lambda x: float((x - exact).abs().max()), grid)
+    assert list(gaps) == [("euler", 1), ("euler", 16), ("heun", 2), ("heun", 64)]
+    assert gaps[("heun", 64)] == 0 and gaps[("euler", 1)] > gaps[("euler", 16)] > 0
+    assert converged_solver(grid) == ("heun", 64) and converged_solver({"euler": [3, 9]}) == (
+        "euler",
+        9,
+    )
+    with pytest.raises(ValueError, match="method must be one of"):
+        solver_sweep(teacher, z, float, {"rk4": [2]})
